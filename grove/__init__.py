@@ -1,0 +1,1 @@
+"""Grove-compatible workload API for AI inference on Kubernetes."""

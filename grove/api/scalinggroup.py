@@ -1,0 +1,41 @@
+"""PodCliqueScalingGroup: cliques that scale together (generated; users or an HPA may scale it)."""
+
+from typing import Literal
+
+from pydantic import Field
+
+from grove.api.base import Condition, GroveModel, LastError, ObjectMeta
+
+
+class PodCliqueScalingGroupSpec(GroveModel):
+    """Desired state of a scaling group."""
+
+    replicas: int = Field(default=1, ge=0, description="Number of group replicas.")
+    min_available: int = Field(default=1, ge=1, description="Group replicas in the base gang.")
+    clique_names: list[str] = Field(min_length=1, description="Clique template names of the members.")
+
+
+class PodCliqueScalingGroupStatus(GroveModel):
+    """Observed state of a scaling group."""
+
+    observed_generation: int | None = Field(default=None, description="Last generation reconciled.")
+    last_errors: list[LastError] | None = Field(default=None, description="Errors of the last reconcile.")
+    replicas: int = Field(default=0, description="Group replicas.")
+    scheduled_replicas: int = Field(default=0, description="Group replicas whose cliques are all scheduled.")
+    available_replicas: int = Field(default=0, description="Group replicas whose cliques are all available.")
+    updated_replicas: int = Field(default=0, description="Group replicas at the current generation hash.")
+    selector: str | None = Field(default=None, description="Label selector of the group's pods, for /scale.")
+    conditions: list[Condition] | None = Field(default=None, description="MinAvailableBreached, Ready.")
+    current_pod_clique_set_generation_hash: str | None = Field(
+        default=None, description="PodCliqueSet generation hash the group was last synced to."
+    )
+
+
+class PodCliqueScalingGroup(GroveModel):
+    """A scaling group of a PodCliqueSet replica."""
+
+    api_version: Literal["grove.io/v1alpha1"] = "grove.io/v1alpha1"
+    kind: Literal["PodCliqueScalingGroup"] = "PodCliqueScalingGroup"
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: PodCliqueScalingGroupSpec
+    status: PodCliqueScalingGroupStatus | None = None

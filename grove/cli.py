@@ -1,0 +1,45 @@
+"""The `grove` command: one entry point; each area of the project registers its own subcommands."""
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# Modules that contribute subcommands through `register(subparsers)` (docs/TEAM.md).
+COMMAND_MODULES = (
+    "grove.api.commands",
+    "grove.expansion.commands",
+    "controllers.commands",
+    "grove.dra.commands",
+    "grove.sandbox",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="grove",
+        description="Grove-compatible workload API for AI inference on Kubernetes.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:  # LEAD-TODO: strict once every area has landed
+            if error.name is None or not module_name.startswith(error.name):
+                raise
+            continue
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
