@@ -1,9 +1,26 @@
 """Common building blocks of the grove.io models: JSON naming, object metadata, conditions."""
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+# Schema markers read by grove.api.crdgen (they become CRD-only keywords; pydantic ignores them).
+EMBED_KEY = "x-grove-embed"
+EMBED_PODSPEC = "core/v1.PodSpec"
+EMBED_CLAIM_TEMPLATE_SPEC = "resource.k8s.io/v1.ResourceClaimTemplateSpec"
+
+#: A reference to a clique or scaling group by name (bounded so CEL rules iterating names stay in budget).
+NameRef = Annotated[str, Field(max_length=63)]
+
+
+def list_map(*keys: str) -> dict[str, Any]:
+    """`x-kubernetes-list-type: map` keyed by `keys`: the API server refuses duplicate keys and merges by key."""
+    return {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": list(keys)}
+
+
+LIST_SET: dict[str, Any] = {"x-kubernetes-list-type": "set"}
+PRESERVE_UNKNOWN: dict[str, Any] = {"x-kubernetes-preserve-unknown-fields": True}
 
 
 class GroveModel(BaseModel):
@@ -99,11 +116,14 @@ class TopologyConstraint(GroveModel):
 class ResourceSharingFilter(GroveModel):
     """Restricts a shared ResourceClaim to some children."""
 
-    child_clique_names: list[str] | None = Field(
-        default=None, description="Cliques whose pods get the claim.", max_length=64
+    child_clique_names: list[NameRef] | None = Field(
+        default=None, description="Cliques whose pods get the claim.", max_length=64, json_schema_extra=LIST_SET
     )
-    child_scaling_group_names: list[str] | None = Field(
-        default=None, description="Scaling groups whose pods get the claim.", max_length=64
+    child_scaling_group_names: list[NameRef] | None = Field(
+        default=None,
+        description="Scaling groups whose pods get the claim.",
+        max_length=32,
+        json_schema_extra=LIST_SET,
     )
 
 
@@ -111,13 +131,16 @@ class ResourceSharingSpec(GroveModel):
     """Shares one ResourceClaim, made from a named template, across pods."""
 
     name: str = Field(
+        max_length=253,
         description=(
             "Name of a template in spec.template.resourceClaimTemplates, or of an existing "
             "ResourceClaimTemplate in namespace."
-        )
+        ),
     )
     namespace: str | None = Field(
-        default=None, description="Namespace of an external ResourceClaimTemplate; empty for internal ones."
+        default=None,
+        max_length=63,
+        description="Namespace of an external ResourceClaimTemplate; empty for internal ones.",
     )
     scope: Literal["AllReplicas", "PerReplica"] = Field(
         description="AllReplicas: one claim shared by all replicas of the owner; PerReplica: one claim per replica."
@@ -130,9 +153,14 @@ class ResourceSharingSpec(GroveModel):
 class ResourceClaimTemplateConfig(GroveModel):
     """A named DRA ResourceClaimTemplate spec declared at PodCliqueSet level."""
 
-    name: str = Field(description="Name that resourceSharing entries refer to.", max_length=63)
+    name: str = Field(
+        description="Name that resourceSharing entries refer to.",
+        max_length=63,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+    )
     template_spec: dict[str, Any] = Field(
-        description="A resource.k8s.io/v1 ResourceClaimTemplateSpec (metadata and spec.devices)."
+        description="A resource.k8s.io/v1 ResourceClaimTemplateSpec (metadata and spec.devices).",
+        json_schema_extra={EMBED_KEY: EMBED_CLAIM_TEMPLATE_SPEC},
     )
 
 
@@ -144,5 +172,7 @@ class AutoScalingConfig(GroveModel):
     )
     max_replicas: int = Field(ge=1, description="Upper bound; at least minReplicas and replicas.")
     metrics: list[dict[str, Any]] | None = Field(
-        default=None, description="autoscaling/v2 MetricSpec list; empty means the HPA default (80% CPU)."
+        default=None,
+        description="autoscaling/v2 MetricSpec list; empty means the HPA default (80% CPU).",
+        json_schema_extra={"x-kubernetes-list-type": "atomic"},
     )

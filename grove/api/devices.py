@@ -24,7 +24,11 @@ class GPURequest(GroveModel):
     min_memory: str | None = Field(
         default=None,
         pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$",
-        description="Minimum GPU memory as a quantity, for example 80Gi.",
+        description=(
+            "Minimum GPU memory as a quantity, compared with the device's memory capacity, for example 40Gi. "
+            "GPUs report a little less than their marketing size: an H100 80GB has 81559Mi (79.6Gi), so "
+            "80Gi excludes it; use 79Gi."
+        ),
     )
     min_compute_capability: str | None = Field(
         default=None,
@@ -44,14 +48,30 @@ class MIGRequest(GroveModel):
 
 
 class ComputeDomainRequest(GroveModel):
-    """A channel in a ComputeDomain (multi-node NVLink / IMEX)."""
+    """A channel in a ComputeDomain (multi-node NVLink / IMEX).
+
+    Grove's auto-MNNVL (annotation ``grove.io/mnnvl-group``) and this request produce the same objects: one
+    ComputeDomain ``<pcs>-<i>-<group>`` per PodCliqueSet replica and the pod claim ``mnnvl-claim``. This field is
+    the explicit form; it wins over the annotation on the same clique.
+    """
 
     name: str | None = Field(
         default=None,
         max_length=63,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
         description=(
-            "Existing ComputeDomain to join. Empty: the operator creates one per PodCliqueSet replica "
-            "named <pcs>-<i>-<clique>."
+            "Existing ComputeDomain to join; its channel ResourceClaimTemplate must carry the same name (as the "
+            "ComputeDomains grove-py and Grove create do). Empty: the operator creates one per PodCliqueSet "
+            "replica named <pcs>-<i>-<group>."
+        ),
+    )
+    group: str | None = Field(
+        default=None,
+        max_length=63,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description=(
+            "MNNVL group when name is empty: cliques with the same group share one ComputeDomain per replica. "
+            "Default: the clique's inherited grove.io/mnnvl-group annotation, else the clique name."
         ),
     )
 

@@ -4,7 +4,18 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from grove.api.base import AutoScalingConfig, Condition, GroveModel, LastError, ObjectMeta
+from grove.api.base import (
+    EMBED_KEY,
+    EMBED_PODSPEC,
+    LIST_SET,
+    AutoScalingConfig,
+    Condition,
+    GroveModel,
+    LastError,
+    NameRef,
+    ObjectMeta,
+    list_map,
+)
 from grove.api.devices import DeviceSpec
 
 
@@ -16,7 +27,9 @@ class PodCliqueSpec(GroveModel):
         max_length=63,
         description="Role of the pods; unique across the cliques of a PodCliqueSet. Immutable.",
     )
-    pod_spec: dict[str, Any] = Field(description="The core/v1 PodSpec of every pod of the clique.")
+    pod_spec: dict[str, Any] = Field(
+        description="The core/v1 PodSpec of every pod of the clique.", json_schema_extra={EMBED_KEY: EMBED_PODSPEC}
+    )
     replicas: int = Field(
         default=1, ge=0, description="Number of pods (per scaling-group replica for scaling-group members)."
     )
@@ -28,9 +41,10 @@ class PodCliqueSpec(GroveModel):
             "clique is breached. Defaults to replicas; between 1 and replicas. Immutable."
         ),
     )
-    starts_after: list[str] | None = Field(
+    starts_after: list[NameRef] | None = Field(
         default=None,
         max_length=64,
+        json_schema_extra=LIST_SET,
         description=(
             "Cliques whose minAvailable pods must be Ready before this clique's containers start "
             "(cliqueStartupType CliqueStartupTypeExplicit only). Immutable."
@@ -75,7 +89,7 @@ class PodCliqueStatus(GroveModel):
         default=None, description="Label selector of the pods, for the /scale subresource (standalone cliques)."
     )
     conditions: list[Condition] | None = Field(
-        default=None, description="MinAvailableBreached, PodCliqueScheduled, Ready."
+        default=None, description="MinAvailableBreached, PodCliqueScheduled, Ready.", json_schema_extra=list_map("type")
     )
     current_pod_clique_set_generation_hash: str | None = Field(
         default=None, description="PodCliqueSet generation hash the clique was last synced to."

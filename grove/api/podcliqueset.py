@@ -5,19 +5,23 @@ from typing import Any, Literal
 from pydantic import Field
 
 from grove.api.base import (
+    LIST_SET,
     AutoScalingConfig,
     Condition,
     GroveModel,
     LastError,
+    NameRef,
     ObjectMeta,
     ResourceClaimTemplateConfig,
     ResourceSharingSpec,
     TopologyConstraint,
+    list_map,
 )
 from grove.api.podclique import PodCliqueSpec
 
 CliqueStartupType = Literal["CliqueStartupTypeAnyOrder", "CliqueStartupTypeInOrder", "CliqueStartupTypeExplicit"]
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"
 
 
 class PodCliqueTemplateSpec(GroveModel):
@@ -25,14 +29,15 @@ class PodCliqueTemplateSpec(GroveModel):
 
     name: str = Field(max_length=63, pattern=NAME_PATTERN, description="Clique name, unique. Immutable.")
     labels: dict[str, str] | None = Field(default=None, description="Labels for the PodClique and its pods.")
-    annotations: dict[str, str] | None = Field(
-        default=None, description="Annotations for the PodClique and its pods."
-    )
+    annotations: dict[str, str] | None = Field(default=None, description="Annotations for the PodClique and its pods.")
     topology_constraint: TopologyConstraint | None = Field(
         default=None, description="Packing of the clique's pods; no broader than its parents'."
     )
     resource_sharing: list[ResourceSharingSpec] | None = Field(
-        default=None, max_length=32, description="ResourceClaims shared by the clique's pods. Immutable."
+        default=None,
+        max_length=32,
+        description="ResourceClaims shared by the clique's pods. Immutable.",
+        json_schema_extra=list_map("name"),
     )
     spec: PodCliqueSpec = Field(description="Specification of the PodClique.")
 
@@ -41,9 +46,10 @@ class PodCliqueScalingGroupConfig(GroveModel):
     """A scaling group: cliques that scale together as one unit (for example a leader and its workers)."""
 
     name: str = Field(max_length=63, pattern=NAME_PATTERN, description="Scaling group name, unique.")
-    clique_names: list[str] = Field(
+    clique_names: list[NameRef] = Field(
         min_length=1,
         max_length=64,
+        json_schema_extra=LIST_SET,
         description="Cliques that belong to the group; each clique belongs to at most one group. Immutable.",
     )
     annotations: dict[str, str] | None = Field(default=None, description="Annotations for the scaling group.")
@@ -53,11 +59,12 @@ class PodCliqueScalingGroupConfig(GroveModel):
     )
     scale_config: AutoScalingConfig | None = Field(default=None, description="Creates an HPA for the group.")
     resource_sharing: list[ResourceSharingSpec] | None = Field(
-        default=None, max_length=32, description="ResourceClaims shared within the group. Immutable."
+        default=None,
+        max_length=32,
+        description="ResourceClaims shared within the group. Immutable.",
+        json_schema_extra=list_map("name"),
     )
-    topology_constraint: TopologyConstraint | None = Field(
-        default=None, description="Packing of each group replica."
-    )
+    topology_constraint: TopologyConstraint | None = Field(default=None, description="Packing of each group replica.")
 
 
 class HeadlessServiceConfig(GroveModel):
@@ -72,7 +79,10 @@ class PodCliqueSetTemplateSpec(GroveModel):
     """The system every replica of the PodCliqueSet runs."""
 
     cliques: list[PodCliqueTemplateSpec] = Field(
-        min_length=1, max_length=64, description="The cliques (roles) of the system."
+        min_length=1,
+        max_length=64,
+        description="The cliques (roles) of the system. Cliques cannot be added, removed or renamed later.",
+        json_schema_extra=list_map("name"),
     )
     clique_startup_type: CliqueStartupType = Field(
         default="CliqueStartupTypeAnyOrder",
@@ -90,19 +100,28 @@ class PodCliqueSetTemplateSpec(GroveModel):
     )
     termination_delay: str | None = Field(
         default=None,
+        pattern=DURATION_PATTERN,
+        max_length=64,
         description="How long a breached gang may stay breached before it is recreated (Go duration, default 4h).",
     )
     resource_claim_templates: list[ResourceClaimTemplateConfig] | None = Field(
-        default=None, max_length=32, description="Named DRA claim templates for resourceSharing. Immutable."
+        default=None,
+        max_length=32,
+        description="Named DRA claim templates for resourceSharing. Immutable.",
+        json_schema_extra=list_map("name"),
     )
     resource_sharing: list[ResourceSharingSpec] | None = Field(
-        default=None, max_length=32, description="ResourceClaims shared at PodCliqueSet level. Immutable."
+        default=None,
+        max_length=32,
+        description="ResourceClaims shared at PodCliqueSet level. Immutable.",
+        json_schema_extra=list_map("name"),
     )
     pod_clique_scaling_groups: list[PodCliqueScalingGroupConfig] | None = Field(
         default=None,
         alias="podCliqueScalingGroups",
         max_length=32,
-        description="Scaling groups of cliques.",
+        description="Scaling groups of cliques. Groups cannot be added, removed or renamed later.",
+        json_schema_extra=list_map("name"),
     )
 
 
@@ -149,7 +168,9 @@ class PodCliqueSetStatus(GroveModel):
     """Observed state of a PodCliqueSet."""
 
     observed_generation: int | None = Field(default=None, description="Last generation reconciled.")
-    conditions: list[Condition] | None = Field(default=None, description="Ready, SpecValid and others.")
+    conditions: list[Condition] | None = Field(
+        default=None, description="Ready, SpecValid and others.", json_schema_extra=list_map("type")
+    )
     last_errors: list[LastError] | None = Field(default=None, description="Errors of the last reconcile.")
     replicas: int = Field(default=0, description="Replicas that exist.")
     updated_replicas: int = Field(default=0, description="Replicas at the current generation hash.")

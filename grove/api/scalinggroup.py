@@ -12,7 +12,12 @@ class PodCliqueScalingGroupSpec(GroveModel):
 
     replicas: int = Field(default=1, ge=0, description="Number of group replicas.")
     min_available: int = Field(default=1, ge=1, description="Group replicas in the base gang.")
-    clique_names: list[str] = Field(min_length=1, description="Clique template names of the members.")
+    clique_names: list[str] = Field(
+        min_length=1,
+        max_length=64,
+        description="Clique template names of the members.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
 
 
 class PodCliqueScalingGroupStatus(GroveModel):
