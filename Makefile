@@ -1,0 +1,54 @@
+# grove-py developer entry points. `make test` is what CI runs (through .ci/run).
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := .cache/bin
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: help venv controlplane install test test-unit sandbox sandbox-down lint clean-sandbox
+
+help:
+	@echo "make venv          create $(VENV) and pip install -e '.[dev]'"
+	@echo "make controlplane  build etcd/kube-apiserver/kube-controller-manager/kube-scheduler/kubectl + kwok into $(BIN)"
+	@echo "make install       both of the above"
+	@echo "make test          install, then run every test (unit + integration against a local control plane)"
+	@echo "make test-unit     unit tests only (no control plane)"
+	@echo "make sandbox       install, then start a detached sandbox cluster (3 CPU + 2 GPU KWOK nodes)"
+	@echo "make sandbox-down  stop the sandbox"
+	@echo "make lint          ruff + mypy"
+
+# The venv is refreshed whenever pyproject.toml changes (stamp file), so a second `make install` is instant.
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+venv: $(VENV)/.installed
+
+# Go's build cache makes this a few seconds when nothing changed; a cold build takes ~10 min on 2 cores.
+controlplane:
+	bash hack/controlplane/build.sh
+
+install: venv controlplane
+
+test: install
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+test-unit: venv
+	$(VENV)/bin/pytest -q -m "not integration" $(PYTEST_ARGS)
+
+sandbox: install
+	$(VENV)/bin/grove sandbox up --nodes 3 --gpu-nodes 2
+
+sandbox-down: venv
+	$(VENV)/bin/grove sandbox down
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check grove/devcluster grove/sandbox.py tests/conftest.py tests/controlplane
+	$(VENV)/bin/mypy grove controllers
