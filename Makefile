@@ -37,10 +37,10 @@ controlplane:
 install: venv controlplane
 
 test: install
-	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q -m "not gpu" $(PYTEST_ARGS)
 
 test-unit: venv
-	$(VENV)/bin/pytest -q -m "not integration" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q -m "not integration and not gpu" $(PYTEST_ARGS)
 
 sandbox: install
 	$(VENV)/bin/grove sandbox up --nodes 3 --gpu-nodes 2

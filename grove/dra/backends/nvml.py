@@ -1,0 +1,223 @@
+"""Real GPUs through NVML (``nvidia-ml-py``), strictly read-only.
+
+Discovers full GPUs and the MIG devices that already exist. It never changes MIG mode, creates or
+destroys GPU/compute instances, or sets compute mode / time slices: those need a GPU reset or affect
+other tenants, and are out of scope for this driver. A GPU with MIG mode on offers only its MIG
+devices (its full form can't be used without disabling MIG). Sharing strategies in opaque configs
+would need such settings, so preparing a device with one is refused with a clear per-claim error.
+
+The ``nvml`` module is injectable so tests can pass a fake modelled on an H100.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from grove.dra.backends.base import BackendError, ContainerEdits, DeviceHealth
+from grove.dra.devices import AllocatableDevice, GpuInfo, MigProfile
+from grove.dra.opaqueconfig import DeviceConfig
+
+ARCHITECTURES = {
+    2: "Kepler",
+    3: "Maxwell",
+    4: "Pascal",
+    5: "Volta",
+    6: "Turing",
+    7: "Ampere",
+    8: "Ada Lovelace",
+    9: "Hopper",
+    10: "Blackwell",
+    13: "Rubin",
+}
+BRANDS = {1: "Quadro", 2: "Tesla", 3: "NVS", 5: "GeForce", 6: "Titan", 13: "NvidiaRTX", 14: "Nvidia"}
+COMMON_DEVICE_NODES = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools")
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def normalize_bus_id(bus_id: str) -> str:
+    """NVML's ``00000000:41:00.0`` -> the 4-digit-domain, lower-case form Kubernetes uses."""
+    m = re.match(r"^([0-9a-fA-F]+):([0-9a-fA-F]{2}):([0-9a-fA-F]{2})\.([0-7])$", bus_id.strip())
+    if not m:
+        return bus_id.strip().lower()
+    dom = int(m.group(1), 16)
+    return f"{dom:04x}:{m.group(2).lower()}:{m.group(3).lower()}.{m.group(4)}"
+
+
+def cuda_version(v: int) -> str:
+    """NVML encodes CUDA 12.8 as 12080."""
+    return f"{v // 1000}.{(v % 1000) // 10}.0"
+
+
+def mig_cap_minor(proc_root: Path, parent_minor: int, gi: int, ci: int | None = None) -> int | None:
+    """The /dev/nvidia-caps minor of a GI (or CI) access file, if the driver exposes it."""
+    p = proc_root / f"driver/nvidia/capabilities/gpu{parent_minor}/mig/gi{gi}"
+    p = p / (f"ci{ci}/access" if ci is not None else "access")
+    try:
+        for line in p.read_text().splitlines():
+            if line.startswith("DeviceFileMinor:"):
+                return int(line.split(":", 1)[1])
+    except OSError:
+        return None
+    return None
+
+
+def pcie_root(sys_root: Path, bus_id: str) -> str:
+    """The PCIe root complex (``pci<domain>:<bus>``) above a device, from its sysfs path; "" if unknown."""
+    try:
+        real = (sys_root / "bus/pci/devices" / bus_id).resolve(strict=True)
+    except OSError:
+        return ""
+    return next((part for part in real.parts if re.fullmatch(r"pci[0-9a-f]{4}:[0-9a-f]{2}", part)), "")
+
+
+class NvmlBackend:
+    """A ``DeviceBackend`` over NVML."""
+
+    name = "nvml"
+
+    def __init__(
+        self, nvml: ModuleType | Any | None = None, proc_root: Path = Path("/proc"), sys_root: Path = Path("/sys")
+    ) -> None:
+        if nvml is None:
+            import pynvml
+
+            nvml = pynvml
+        self.nvml = nvml
+        self.proc_root = proc_root
+        self.sys_root = sys_root
+        self._lock = threading.Lock()
+        self._devices: dict[str, AllocatableDevice] = {}
+
+    @contextmanager
+    def _session(self) -> Iterator[Any]:
+        """One init/shutdown per operation, like NVIDIA's driver outside DynamicMIG mode."""
+        with self._lock:
+            self.nvml.nvmlInit()
+            try:
+                yield self.nvml
+            finally:
+                self.nvml.nvmlShutdown()
+
+    def _gpu_info(self, n: Any, h: Any, index: int, driver: str, cuda: str) -> GpuInfo:
+        major, minor_cc = n.nvmlDeviceGetCudaComputeCapability(h)
+        bus = normalize_bus_id(_s(n.nvmlDeviceGetPciInfo(h).busId))
+        try:
+            mig_on = n.nvmlDeviceGetMigMode(h)[0] == n.NVML_DEVICE_MIG_ENABLE
+        except n.NVMLError:
+            mig_on = False  # not MIG capable
+        return GpuInfo(
+            minor=int(n.nvmlDeviceGetMinorNumber(h)),
+            index=index,
+            uuid=_s(n.nvmlDeviceGetUUID(h)),
+            product_name=_s(n.nvmlDeviceGetName(h)),
+            brand=BRANDS.get(n.nvmlDeviceGetBrand(h), "Nvidia"),
+            architecture=ARCHITECTURES.get(n.nvmlDeviceGetArchitecture(h), "Unknown"),
+            cuda_compute_capability=f"{major}.{minor_cc}",
+            driver_version=driver,
+            cuda_driver_version=cuda,
+            memory_mib=int(n.nvmlDeviceGetMemoryInfo(h).total) // (1024 * 1024),
+            pci_bus_id=bus,
+            mig_enabled=mig_on,
+            pcie_root=pcie_root(self.sys_root, bus),
+        )
+
+    def _mig_devices(self, n: Any, h: Any, gpu: GpuInfo) -> list[AllocatableDevice]:
+        out: list[AllocatableDevice] = []
+        for j in range(int(n.nvmlDeviceGetMaxMigDeviceCount(h))):
+            try:
+                mh = n.nvmlDeviceGetMigDeviceHandleByIndex(h, j)
+            except n.NVMLError:
+                continue  # slot not populated
+            gi_id = int(n.nvmlDeviceGetGpuInstanceId(mh))
+            ci_id = int(n.nvmlDeviceGetComputeInstanceId(mh))
+            gi_info = n.nvmlGpuInstanceGetInfo(n.nvmlDeviceGetGpuInstanceById(h, gi_id))
+            p = n.nvmlDeviceGetGpuInstanceProfileInfoById(h, gi_info.profileId)
+            name = _s(p.name).removeprefix("MIG ").strip() or f"{p.sliceCount}g.{round(p.memorySizeMB / 1024)}gb"
+            profile = MigProfile(
+                name=name,
+                gi_profile_id=int(p.id),
+                memory_mib=int(p.memorySizeMB),
+                multiprocessors=int(p.multiprocessorCount),
+                copy_engines=int(p.copyEngineCount),
+                decoders=int(p.decoderCount),
+                encoders=int(p.encoderCount),
+                jpeg_engines=int(p.jpegCount),
+                ofa_engines=int(p.ofaCount),
+                slice_count=int(p.sliceCount),
+            )
+            out.append(
+                AllocatableDevice(
+                    gpu=gpu,
+                    mig_profile=profile,
+                    mig_uuid=_s(n.nvmlDeviceGetUUID(mh)),
+                    mig_placement_start=int(gi_info.placement.start),
+                    mig_gi_id=gi_id,
+                    mig_ci_id=ci_id,
+                    mig_index=j,
+                )
+            )
+        return out
+
+    def discover(self) -> list[AllocatableDevice]:
+        devices: list[AllocatableDevice] = []
+        with self._session() as n:
+            driver = _s(n.nvmlSystemGetDriverVersion())
+            cuda = cuda_version(int(n.nvmlSystemGetCudaDriverVersion()))
+            for i in range(int(n.nvmlDeviceGetCount())):
+                h = n.nvmlDeviceGetHandleByIndex(i)
+                gpu = self._gpu_info(n, h, i, driver, cuda)
+                devices.extend(self._mig_devices(n, h, gpu) if gpu.mig_enabled else [AllocatableDevice(gpu=gpu)])
+        self._devices = {d.name: d for d in devices}
+        return devices
+
+    def common_edits(self) -> ContainerEdits:
+        return ContainerEdits(device_nodes=list(COMMON_DEVICE_NODES))
+
+    def prepare(self, claim_uid: str, device: AllocatableDevice, config: DeviceConfig) -> ContainerEdits:
+        if config.strategy is not None:
+            raise BackendError(
+                f"device {device.name}: sharing strategy {config.strategy} needs GPU settings changes, "
+                "which this driver's NVML backend never makes (read-only)"
+            )
+        with self._session() as n:
+            try:
+                n.nvmlDeviceGetHandleByUUID(device.uuid)
+            except n.NVMLError as e:
+                raise BackendError(f"device {device.name} ({device.uuid}) not found by NVML: {e}") from e
+        nodes = [f"/dev/nvidia{device.gpu.minor}"]
+        if device.mig_profile is not None:
+            for ci in (None, device.mig_ci_id):
+                cap = mig_cap_minor(self.proc_root, device.gpu.minor, device.mig_gi_id, ci)
+                if cap is None:
+                    raise BackendError(f"device {device.name}: MIG capability file for gi{device.mig_gi_id} missing")
+                nodes.append(f"/dev/nvidia-caps/nvidia-cap{cap}")
+        return ContainerEdits(device_nodes=nodes)
+
+    def unprepare(self, claim_uid: str, device_name: str) -> None:
+        """Nothing to undo: prepare changed no GPU state."""
+
+    def reset(self, active: dict[str, str]) -> None:
+        """Nothing is kept per claim (prepare changes no GPU state)."""
+
+    def health(self) -> dict[str, DeviceHealth]:
+        out: dict[str, DeviceHealth] = {}
+        try:
+            with self._session() as n:
+                for name, d in self._devices.items():
+                    try:
+                        n.nvmlDeviceGetHandleByUUID(d.uuid)
+                        out[name] = DeviceHealth(True)
+                    except n.NVMLError as e:
+                        out[name] = DeviceHealth(False, f"NVML lost the device: {e}")
+        except Exception as e:  # NVML itself gone (driver unloaded): every device is unhealthy
+            return {name: DeviceHealth(False, f"NVML unavailable: {e}") for name in self._devices}
+        return out

@@ -1,0 +1,166 @@
+"""Simulated GPUs for KWOK nodes and tests: same device model as NVML, no hardware.
+
+Config (YAML), per node with defaults::
+
+    defaults: {model: H100-80GB, count: 2}
+    driverVersion: "570.133.20"        # optional
+    cudaDriverVersion: "12.8"          # optional
+    nodes:
+      kwok-node-1:
+        count: 4
+        migLayout: {0: [3g.40gb, 2g.20gb, 1g.10gb, 1g.10gb]}   # GPU index -> static MIG devices
+        unhealthy: [gpu-3]                                    # reported on the health stream
+
+UUIDs derive from the node name so they are stable across restarts. Prepared devices are recorded in
+``<state_dir>/simulated-devices.json`` (device -> claim UID) so the backend, like real hardware with
+exclusive access, refuses a device that another claim holds; every completed prepare is appended to
+``simulated-prepare.log`` so tests can prove nothing was prepared twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from grove.dra.backends.base import BackendError, ContainerEdits, DeviceHealth
+from grove.dra.backends.catalog import MODELS, place
+from grove.dra.devices import AllocatableDevice, GpuInfo
+from grove.dra.fsutil import atomic_write
+from grove.dra.opaqueconfig import DeviceConfig
+
+# Test hook: seconds each prepare sleeps before it takes effect (lets fault tests kill mid-prepare).
+PREPARE_DELAY_ENV = "GROVE_DRA_SIMULATED_PREPARE_DELAY"
+STATE_FILE = "simulated-devices.json"
+PREPARE_LOG = "simulated-prepare.log"
+
+
+def load_node_config(path: Path | None, node: str) -> dict[str, Any]:
+    """The merged config for ``node`` (defaults < node entry); an absent file gives 2 H100s."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        raw = yaml.safe_load(path.read_text()) or {}
+    cfg: dict[str, Any] = {"model": "H100-80GB", "count": 2, "migLayout": {}, "unhealthy": []}
+    cfg.update(raw.get("defaults") or {})
+    cfg.update((raw.get("nodes") or {}).get(node) or {})
+    cfg.setdefault("driverVersion", raw.get("driverVersion", "570.133.20"))
+    cfg.setdefault("cudaDriverVersion", raw.get("cudaDriverVersion", "12.8"))
+    if cfg["model"] not in MODELS:
+        raise ValueError(f"unknown simulated GPU model {cfg['model']!r} (known: {', '.join(MODELS)})")
+    return cfg
+
+
+def _stable_uuid(prefix: str, *parts: object) -> str:
+    digest = hashlib.sha256("/".join(str(p) for p in parts).encode()).digest()
+    return f"{prefix}-{uuid.UUID(bytes=digest[:16])}"
+
+
+class SimulatedBackend:
+    """A ``DeviceBackend`` whose hardware is a YAML file."""
+
+    name = "simulated"
+
+    def __init__(self, node: str, config_path: Path | None, state_dir: Path) -> None:
+        self.node = node
+        self.config_path = config_path
+        self.state_dir = state_dir
+        self._lock = threading.Lock()
+        self.config = load_node_config(config_path, node)
+
+    def discover(self) -> list[AllocatableDevice]:
+        cfg, model = self.config, MODELS[self.config["model"]]
+        layout = {int(k): list(v) for k, v in (cfg.get("migLayout") or {}).items()}
+        devices: list[AllocatableDevice] = []
+        for i in range(int(cfg["count"])):
+            gpu = GpuInfo(
+                minor=i,
+                index=i,
+                uuid=_stable_uuid("GPU", self.node, i),
+                product_name=model.product_name,
+                brand=model.brand,
+                architecture=model.architecture,
+                cuda_compute_capability=model.cuda_compute_capability,
+                driver_version=str(cfg["driverVersion"]),
+                cuda_driver_version=str(cfg["cudaDriverVersion"]),
+                memory_mib=model.memory_mib,
+                pci_bus_id=f"0000:{0x18 + 0x10 * i:02x}:00.0",
+                mig_enabled=i in layout,
+                pcie_root=f"pci0000:{0x10 + 0x10 * i:02x}",
+            )
+            if i not in layout:
+                devices.append(AllocatableDevice(gpu=gpu))
+                continue
+            for j, (profile, start) in enumerate(place(model, layout[i])):
+                devices.append(
+                    AllocatableDevice(
+                        gpu=gpu,
+                        mig_profile=profile,
+                        mig_uuid=_stable_uuid("MIG", self.node, i, j),
+                        mig_placement_start=start,
+                        mig_gi_id=j + 1,
+                        mig_ci_id=0,
+                        mig_index=j,
+                    )
+                )
+        return devices
+
+    def common_edits(self) -> ContainerEdits:
+        return ContainerEdits(env=[f"GROVE_DRA_SIMULATED_NODE={self.node}"])
+
+    # -- bookkeeping -----------------------------------------------------------------------------
+    def _state(self) -> dict[str, str]:
+        p = self.state_dir / STATE_FILE
+        return json.loads(p.read_text()) if p.exists() else {}
+
+    def _save(self, state: dict[str, str]) -> None:
+        # simulated hardware state: atomic against SIGKILL, no fsync (it models no real device)
+        atomic_write(self.state_dir / STATE_FILE, json.dumps(state, sort_keys=True).encode(), durable=False)
+
+    def prepare(self, claim_uid: str, device: AllocatableDevice, config: DeviceConfig) -> ContainerEdits:
+        delay = float(os.environ.get(PREPARE_DELAY_ENV, "0") or 0)
+        if delay > 0:
+            time.sleep(delay)
+        with self._lock:
+            state = self._state()
+            owner = state.get(device.name)
+            if owner is not None and owner != claim_uid:
+                raise BackendError(f"device {device.name} is already prepared for claim {owner}")
+            if owner is None:
+                state[device.name] = claim_uid
+                self._save(state)
+                with (self.state_dir / PREPARE_LOG).open("a") as log:
+                    log.write(f"{claim_uid} {device.name}\n")
+        var = "GROVE_DRA_DEVICE_" + device.name.upper().replace("-", "_")
+        return ContainerEdits(env=[f"{var}={device.uuid}", *config.env(var)])
+
+    def unprepare(self, claim_uid: str, device_name: str) -> None:
+        with self._lock:
+            state = self._state()
+            if state.get(device_name) == claim_uid:
+                del state[device_name]
+                self._save(state)
+
+    def reset(self, active: dict[str, str]) -> None:
+        """Forget preparations the driver no longer knows about (after a reboot or checkpoint rebuild)."""
+        with self._lock:
+            state = self._state()
+            kept = {dev: uid for dev, uid in state.items() if active.get(dev) == uid}
+            if kept != state:
+                self._save(kept)
+
+    def health(self) -> dict[str, DeviceHealth]:
+        try:
+            unhealthy = set(load_node_config(self.config_path, self.node).get("unhealthy") or [])
+        except (OSError, ValueError, yaml.YAMLError) as e:
+            return {d.name: DeviceHealth(False, f"simulated config unreadable: {e}") for d in self.discover()}
+        return {
+            d.name: DeviceHealth(d.name not in unhealthy, "simulated fault" if d.name in unhealthy else "")
+            for d in self.discover()
+        }

@@ -1,0 +1,201 @@
+"""NVML backend against a fake ``pynvml`` modelled on an 8x H100 node, with and without MIG.
+
+The fake exposes only read functions; any other NVML call (set*, create*, destroy*) raises, so the
+tests also prove the backend is read-only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from grove.dra.backends.base import BackendError, DeviceBackend
+from grove.dra.backends.catalog import H100_MIG
+from grove.dra.backends.nvml import NvmlBackend, normalize_bus_id
+from grove.dra.opaqueconfig import DeviceConfig
+
+
+class NVMLError(Exception):
+    pass
+
+
+class FakeNvml:
+    """Just enough of pynvml. ``mig`` maps GPU index -> [(profile, placementStart, giId)]."""
+
+    NVML_DEVICE_MIG_ENABLE = 1
+    NVMLError = NVMLError
+
+    def __init__(self, count: int = 8, mig: dict[int, list[tuple[str, int, int]]] | None = None) -> None:
+        self.count, self.mig = count, mig or {}
+        self.inits = 0
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:  # anything not modelled is a forbidden call
+        raise AssertionError(f"backend called unmodelled/mutating NVML function {name}")
+
+    def nvmlInit(self) -> None:
+        self.inits += 1
+
+    def nvmlShutdown(self) -> None:
+        self.inits -= 1
+
+    def nvmlSystemGetDriverVersion(self) -> str:
+        return "570.133.20"
+
+    def nvmlSystemGetCudaDriverVersion(self) -> int:
+        return 12080
+
+    def nvmlDeviceGetCount(self) -> int:
+        return self.count
+
+    def nvmlDeviceGetHandleByIndex(self, i: int) -> tuple[str, int]:
+        assert self.inits == 1, "NVML used outside an init/shutdown session"
+        return ("gpu", i)
+
+    def nvmlDeviceGetHandleByUUID(self, uuid: str) -> tuple[str, int]:
+        for i in range(self.count):
+            if uuid == f"GPU-{i:08d}-0000-0000-0000-000000000000":
+                return ("gpu", i)
+            for j in range(len(self.mig.get(i, []))):
+                if uuid == f"MIG-{i}-{j}":
+                    return ("mig", i * 100 + j)
+        raise NVMLError("Not Found")
+
+    def nvmlDeviceGetUUID(self, h: tuple[str, int]) -> str:
+        kind, i = h
+        return f"GPU-{i:08d}-0000-0000-0000-000000000000" if kind == "gpu" else f"MIG-{i // 100}-{i % 100}"
+
+    def nvmlDeviceGetName(self, h: Any) -> bytes:
+        return b"NVIDIA H100 80GB HBM3"
+
+    def nvmlDeviceGetMinorNumber(self, h: tuple[str, int]) -> int:
+        return h[1]
+
+    def nvmlDeviceGetBrand(self, h: Any) -> int:
+        return 14
+
+    def nvmlDeviceGetArchitecture(self, h: Any) -> int:
+        return 9
+
+    def nvmlDeviceGetCudaComputeCapability(self, h: Any) -> tuple[int, int]:
+        return (9, 0)
+
+    def nvmlDeviceGetMemoryInfo(self, h: Any) -> SimpleNamespace:
+        return SimpleNamespace(total=81559 * 1024 * 1024)
+
+    def nvmlDeviceGetPciInfo(self, h: tuple[str, int]) -> SimpleNamespace:
+        return SimpleNamespace(busId=f"00000000:{0x18 + 0x10 * h[1]:02X}:00.0".encode())
+
+    def nvmlDeviceGetMigMode(self, h: tuple[str, int]) -> list[int]:
+        return [1 if h[1] in self.mig else 0, 1 if h[1] in self.mig else 0]
+
+    def nvmlDeviceGetMaxMigDeviceCount(self, h: Any) -> int:
+        return 7
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, h: tuple[str, int], j: int) -> tuple[str, int]:
+        if j >= len(self.mig.get(h[1], [])):
+            raise NVMLError("Not Found")
+        return ("mig", h[1] * 100 + j)
+
+    def nvmlDeviceGetGpuInstanceId(self, mh: tuple[str, int]) -> int:
+        return self.mig[mh[1] // 100][mh[1] % 100][2]
+
+    def nvmlDeviceGetComputeInstanceId(self, mh: Any) -> int:
+        return 0
+
+    def nvmlDeviceGetGpuInstanceById(self, h: tuple[str, int], gi: int) -> tuple[int, int]:
+        return (h[1], gi)
+
+    def nvmlGpuInstanceGetInfo(self, gih: tuple[int, int]) -> SimpleNamespace:
+        name, start, _ = next(m for m in self.mig[gih[0]] if m[2] == gih[1])
+        return SimpleNamespace(profileId=H100_MIG[name].profile.gi_profile_id,
+                               placement=SimpleNamespace(start=start, size=H100_MIG[name].profile.slice_count))
+
+    def nvmlDeviceGetGpuInstanceProfileInfoById(self, h: Any, profile_id: int) -> SimpleNamespace:
+        p = next(r.profile for r in H100_MIG.values() if r.profile.gi_profile_id == profile_id)
+        return SimpleNamespace(
+            id=p.gi_profile_id, sliceCount=p.slice_count, multiprocessorCount=p.multiprocessors,
+            copyEngineCount=p.copy_engines, decoderCount=p.decoders, encoderCount=p.encoders, jpegCount=p.jpeg_engines,
+            ofaCount=p.ofa_engines, memorySizeMB=p.memory_mib, name=f"MIG {p.name}".encode(),
+        )
+
+
+def test_full_gpus_without_mig() -> None:
+    fake = FakeNvml()
+    b = NvmlBackend(nvml=fake)
+    assert isinstance(b, DeviceBackend)
+    devs = b.discover()
+    assert fake.inits == 0, "every nvmlInit must be paired with nvmlShutdown"
+    assert [d.name for d in devs] == [f"gpu-{i}" for i in range(8)]
+    a = devs[1].to_slice_device()["attributes"]
+    assert a["productName"] == {"string": "NVIDIA H100 80GB HBM3"}
+    assert a["architecture"] == {"string": "Hopper"}
+    assert a["brand"] == {"string": "Nvidia"}
+    assert a["cudaComputeCapability"] == {"version": "9.0.0"}
+    assert a["driverVersion"] == {"version": "570.133.20"}
+    assert a["cudaDriverVersion"] == {"version": "12.8.0"}
+    assert a["resource.kubernetes.io/pciBusID"] == {"string": "0000:28:00.0"}
+    assert devs[1].to_slice_device()["capacity"]["memory"] == {"value": "81559Mi"}
+
+
+def test_existing_mig_devices_replace_their_parent() -> None:
+    layout = [("3g.40gb", 4, 2), ("2g.20gb", 0, 5), ("1g.10gb", 2, 9), ("1g.10gb", 3, 10)]
+    devs = NvmlBackend(nvml=FakeNvml(count=2, mig={0: layout})).discover()
+    names = [d.name for d in devs]
+    assert names == ["gpu-0-mig-3g40gb-9-4", "gpu-0-mig-2g20gb-14-0", "gpu-0-mig-1g10gb-19-2",
+                     "gpu-0-mig-1g10gb-19-3", "gpu-1"]
+    mig = devs[0].to_slice_device()
+    assert mig["attributes"]["profile"] == {"string": "3g.40gb"}
+    assert mig["attributes"]["parentUUID"] == {"string": "GPU-00000000-0000-0000-0000-000000000000"}
+    assert mig["attributes"]["uuid"] == {"string": "MIG-0-0"}
+    assert mig["capacity"]["multiprocessors"] == {"value": "60"}
+    assert devs[0].mig_gi_id == 2
+
+
+def test_prepare_returns_device_nodes(tmp_path: Path) -> None:
+    caps = tmp_path / "driver/nvidia/capabilities/gpu0/mig/gi2"
+    (caps / "ci0").mkdir(parents=True)
+    (caps / "access").write_text("DeviceFileMinor: 21\nDeviceFileMode: 292\n")
+    (caps / "ci0" / "access").write_text("DeviceFileMinor: 22\n")
+    b = NvmlBackend(nvml=FakeNvml(count=2, mig={0: [("3g.40gb", 4, 2)]}), proc_root=tmp_path)
+    mig, gpu = b.discover()
+    assert b.prepare("c", gpu, DeviceConfig("GpuConfig")).device_nodes == ["/dev/nvidia1"]
+    assert b.prepare("c", mig, DeviceConfig("MigDeviceConfig")).device_nodes == [
+        "/dev/nvidia0", "/dev/nvidia-caps/nvidia-cap21", "/dev/nvidia-caps/nvidia-cap22"]
+    assert "/dev/nvidiactl" in b.common_edits().device_nodes
+
+
+def test_sharing_is_refused_because_backend_is_read_only() -> None:
+    b = NvmlBackend(nvml=FakeNvml(count=1))
+    dev = b.discover()[0]
+    with pytest.raises(BackendError, match="read-only"):
+        b.prepare("c", dev, DeviceConfig("GpuConfig", strategy="TimeSlicing"))
+
+
+def test_health_reports_lost_devices() -> None:
+    fake = FakeNvml(count=2)
+    b = NvmlBackend(nvml=fake)
+    b.discover()
+    assert all(h.healthy for h in b.health().values())
+    fake.count = 1  # GPU fell off the bus
+    h = b.health()
+    assert h["gpu-0"].healthy and not h["gpu-1"].healthy
+
+
+def test_pcie_root_from_sysfs(tmp_path: Path) -> None:
+    dev = tmp_path / "devices/pci0000:20/0000:20:01.0/0000:28:00.0"
+    dev.mkdir(parents=True)
+    (tmp_path / "bus/pci/devices").mkdir(parents=True)
+    (tmp_path / "bus/pci/devices/0000:28:00.0").symlink_to(dev)
+    devs = NvmlBackend(nvml=FakeNvml(count=2), sys_root=tmp_path).discover()
+    attrs = [d.to_slice_device()["attributes"] for d in devs]
+    assert attrs[1]["resource.kubernetes.io/pcieRoot"] == {"string": "pci0000:20"}
+    assert "resource.kubernetes.io/pcieRoot" not in attrs[0]  # unknown in sysfs: attribute omitted
+
+
+def test_bus_id_normalization() -> None:
+    assert normalize_bus_id("00000000:41:00.0") == "0000:41:00.0"
+    assert normalize_bus_id("0000:AB:00.1") == "0000:ab:00.1"
