@@ -141,21 +141,87 @@ class Sandbox:
         return killed
 
 
-# Hooks run at the end of `grove sandbox up`, after the cluster and nodes exist. The lead wires the operator
-# (`grove operator`), one `grove driver` per GPU node and example manifests in here, e.g.
-#     sandbox.start_extra("operator", [sys.executable, "-m", "grove.cli", "operator"])
-# Each hook gets the Sandbox, the parsed args and the state (with "gpu_nodes").
+# Hooks run at the end of `grove sandbox up`, after the cluster and nodes exist. Each gets the Sandbox, the
+# parsed args and the state (with "gpu_nodes").
 UpHook = Callable[[Sandbox, argparse.Namespace, dict[str, Any]], None]
 UP_HOOKS: list[UpHook] = []
 
 
-def start_platform(sandbox: Sandbox, args: argparse.Namespace, state: dict[str, Any]) -> None:
-    """Start the grove-py processes that belong in a sandbox, when their modules exist.
+SANDBOX_EXAMPLE = "examples/single-node-disaggregated.yaml"
+# Manifests every sandbox needs before the operator starts: our CRDs and NVIDIA-compatible DeviceClasses.
+PLATFORM_MANIFESTS = ("api/crds", "deploy/dra/deviceclasses.yaml")
 
-    Placeholder until the operator (`controllers.commands`) and the DRA driver (`grove.dra.commands`) land; the
-    lead fills this in (their command-line flags are theirs to define).
-    """
-    return None
+
+def simulated_gpu_config(gpu_nodes: Sequence[str]) -> dict[str, Any]:
+    """GPUs for the simulated drivers: H100s everywhere, and MIG slices on the second GPU node (if any), so
+    every kind of request in examples/gpu-mig-computedomain.yaml has somewhere to go."""
+    nodes: dict[str, Any] = {name: {"count": 8} for name in gpu_nodes}
+    if len(gpu_nodes) > 1:
+        nodes[gpu_nodes[1]]["migLayout"] = {0: ["3g.40gb", "2g.20gb", "1g.10gb", "1g.10gb"]}
+    return {"defaults": {"model": "H100-80GB", "count": 8}, "nodes": nodes}
+
+
+def kubectl(sandbox: Sandbox, *args: str, timeout: float = 120.0) -> str:
+    """Run our own kubectl (same version as the control plane) against the sandbox."""
+    import subprocess
+
+    from grove.devcluster import repo_root
+
+    argv = [str(default_bin_dir() / "kubectl"), f"--kubeconfig={sandbox.kubeconfig}", *args]
+    done = subprocess.run(argv, cwd=repo_root(), capture_output=True, text=True, timeout=timeout, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"kubectl {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def start_platform(sandbox: Sandbox, args: argparse.Namespace, state: dict[str, Any]) -> None:
+    """Install the CRDs and DeviceClasses, start the operator and one simulated DRA driver per GPU node, then
+    apply an example and wait until it is Ready: `up` shows the whole system working, not just a cluster."""
+    import yaml
+
+    if args.bare:
+        return
+    for manifest in PLATFORM_MANIFESTS:
+        # Server-side apply: the PodCliqueSet CRD (with the full PodSpec schema) is too big for the
+        # last-applied annotation of a client-side apply.
+        kubectl(sandbox, "apply", "--server-side", "--force-conflicts", "-f", manifest)
+    kubectl(sandbox, "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+    python = sys.executable
+    sandbox.start_extra("operator", [python, "-m", "grove.cli", "operator", "--all-namespaces"])
+    config_path = sandbox.dir / "simulated-gpus.yaml"
+    config_path.write_text(yaml.safe_dump(simulated_gpu_config(state["gpu_nodes"])))
+    for node in state["gpu_nodes"]:
+        node_dir = sandbox.dir / "n" / node  # short: unix socket paths are limited to 107 characters
+        sandbox.start_extra(
+            f"driver-{node}",
+            [
+                python,
+                "-m",
+                "grove.cli",
+                "driver",
+                f"--node-name={node}",
+                "--backend=simulated",
+                "--compute-domain-channels",
+                f"--simulated-config={config_path}",
+                f"--kubeconfig={sandbox.kubeconfig}",
+                f"--plugin-registration-dir={node_dir / 'reg'}",
+                f"--plugin-data-dir={node_dir / 'dra'}",
+                f"--cdi-root={node_dir / 'cdi'}",
+            ],
+        )
+    if args.example:
+        kubectl(sandbox, "apply", "-f", args.example)
+        name = yaml.safe_load(Path(args.example).read_text())["metadata"]["name"]
+        kubectl(
+            sandbox,
+            "wait",
+            "--for=condition=Ready",
+            f"pcs/{name}",
+            f"--timeout={int(args.timeout)}s",
+            timeout=args.timeout + 10,
+        )
+        print(kubectl(sandbox, "get", f"pcs/{name}"), file=sys.stderr)
+        print(kubectl(sandbox, "get", "pclq,pods", "-l", f"app.kubernetes.io/part-of={name}"), file=sys.stderr)
 
 
 UP_HOOKS.append(start_platform)
@@ -201,7 +267,7 @@ def cmd_up(args: argparse.Namespace) -> int:
                 args.gpu_nodes,
                 GPU_NODE_PREFIX,
                 labels=gpu_node_labels(count=args.gpus_per_node),
-                capacity=gpu_node_capacity(args.gpus_per_node),
+                capacity=gpu_node_capacity(),
                 timeout=args.timeout,
             )
             sandbox.save(state)
@@ -250,6 +316,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if all_alive else 1
 
 
+def cmd_env(args: argparse.Namespace) -> int:
+    sandbox = Sandbox()
+    if sandbox.load() is None:
+        print("sandbox: not running; run `grove sandbox up` first", file=sys.stderr)
+        return 1
+    print(f"export KUBECONFIG={sandbox.kubeconfig}")
+    print(f'export PATH="{default_bin_dir()}:$PATH"')
+    return 0
+
+
 def cmd_down(args: argparse.Namespace) -> int:
     sandbox = Sandbox()
     if sandbox.load() is None:
@@ -268,7 +344,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="sandbox_command", metavar="{up,status,down}")
+    sub = parser.add_subparsers(dest="sandbox_command", metavar="{up,status,env,down}")
     sub.required = True
     up = sub.add_parser("up", help="start the sandbox (detached) and print the KUBECONFIG export")
     up.add_argument("--nodes", type=int, default=3, help="CPU KWOK nodes (default 3)")
@@ -276,8 +352,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     up.add_argument("--gpus-per-node", type=int, default=8, help="GPUs per GPU node (default 8)")
     up.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for readiness")
     up.add_argument("-v", "--verbose", action="store_true", help="print each startup step")
+    up.add_argument("--bare", action="store_true", help="only the cluster: no CRDs, operator, drivers or example")
+    up.add_argument(
+        "--example",
+        default=SANDBOX_EXAMPLE,
+        help=f"PodCliqueSet applied and waited for once up (default {SANDBOX_EXAMPLE}; '' for none)",
+    )
     up.set_defaults(func=cmd_up)
     status = sub.add_parser("status", help="show each sandbox process alive/dead and the node count")
     status.set_defaults(func=cmd_status)
+    env = sub.add_parser("env", help="print shell exports (KUBECONFIG, PATH with our kubectl) for eval")
+    env.set_defaults(func=cmd_env)
     down = sub.add_parser("down", help="stop exactly the processes `up` recorded and remove the state")
     down.set_defaults(func=cmd_down)

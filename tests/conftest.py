@@ -12,9 +12,11 @@ Tests that use `cluster` (directly or through `namespace`) are marked `integrati
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -60,6 +62,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]:
         else:
             os.environ["KUBECONFIG"] = previous
         dev.stop()
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A short temporary directory for unix sockets: their paths must stay under 108 bytes, and pytest's
+    tmp_path can be longer."""
+    with tempfile.TemporaryDirectory(prefix="grove-") as directory:
+        yield Path(directory)
 
 
 @pytest.fixture

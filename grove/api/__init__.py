@@ -12,7 +12,6 @@ from grove.api.base import (
     TopologyConstraint,
     TopologyPackConstraint,
 )
-from grove.api.computedomain import ComputeDomain, ComputeDomainChannelSpec, ComputeDomainSpec, ComputeDomainStatus
 from grove.api.devices import ComputeDomainRequest, DeviceSpec, GPURequest, MIGRequest
 from grove.api.podclique import PodClique, PodCliqueSpec, PodCliqueStatus
 from grove.api.podcliqueset import (
@@ -34,11 +33,7 @@ from grove.api.scalinggroup import (
 
 __all__ = [
     "AutoScalingConfig",
-    "ComputeDomain",
-    "ComputeDomainChannelSpec",
     "ComputeDomainRequest",
-    "ComputeDomainSpec",
-    "ComputeDomainStatus",
     "Condition",
     "DeviceSpec",
     "GPURequest",

@@ -16,13 +16,13 @@ from typing import Any
 from pydantic import BaseModel
 
 from grove.api.base import EMBED_CLAIM_TEMPLATE_SPEC, EMBED_KEY, EMBED_PODSPEC
-from grove.api.computedomain import ComputeDomainSpec, ComputeDomainStatus
 from grove.api.constants import GROUP, SCHEDULER_GROUP, VERSION
 from grove.api.podclique import PodCliqueSpec, PodCliqueStatus
 from grove.api.podcliqueset import PodCliqueSetSpec, PodCliqueSetStatus
 from grove.api.podgang import PodGangSpec, PodGangStatus
 from grove.api.podspec_schema import load_claim_template_spec_schema, load_podspec_schema
 from grove.api.scalinggroup import PodCliqueScalingGroupSpec, PodCliqueScalingGroupStatus
+from grove.computedomain.model import ComputeDomainSpec, ComputeDomainStatus
 from grove.validation.celrules import rules_for
 
 DROPPED_KEYS = {"title", "$defs", "discriminator"}

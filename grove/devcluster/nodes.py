@@ -34,9 +34,12 @@ def gpu_node_labels(product: str = GPU_PRODUCT, count: int = 8) -> dict[str, str
     }
 
 
-def gpu_node_capacity(count: int = 8) -> dict[str, str]:
-    """Capacity of an 8-GPU node; `nvidia.com/gpu` is the device-plugin style count (DRA uses slices instead)."""
-    return {**DEFAULT_CAPACITY, "cpu": "192", "memory": "2Ti", "nvidia.com/gpu": str(count)}
+def gpu_node_capacity() -> dict[str, str]:
+    """Capacity of a GPU node. GPUs are offered through DRA ResourceSlices only: a node that also reports the
+    device-plugin resource `nvidia.com/gpu` makes kube-scheduler 1.37 fail to bind pods that combine an
+    `nvidia.com/gpu` limit (served through the DeviceClass's extendedResourceName) with DRA claims
+    ("PreBind DynamicResources: nil or empty request mappings")."""
+    return {**DEFAULT_CAPACITY, "cpu": "192", "memory": "2Ti"}
 
 
 def node_manifest(

@@ -34,6 +34,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--kubeconfig", default=None, help="default: in-cluster, then ~/.kube/config")
     p.add_argument("--no-publish", action="store_true", help="don't publish ResourceSlices (debugging)")
+    p.add_argument(
+        "--compute-domain-channels",
+        action="store_true",
+        help="also publish this node's IMEX channel for compute-domain.nvidia.com (simulated nodes)",
+    )
     p.add_argument("--resync-seconds", type=float, default=30.0, help="how often slices are re-checked")
     p.add_argument(
         "--stale-claim-cleanup-seconds",
@@ -60,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         simulated_config=args.simulated_config,
         kubeconfig=args.kubeconfig,
         publish=not args.no_publish,
+        compute_domain_channels=args.compute_domain_channels,
         resync_seconds=args.resync_seconds,
         cleanup_seconds=args.stale_claim_cleanup_seconds,
         pod_uid=args.pod_uid,

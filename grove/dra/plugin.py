@@ -25,6 +25,8 @@ from typing import Any
 import grpc
 from kubernetes import client
 
+from grove.computedomain.devices import channel_devices
+from grove.computedomain.model import DRIVER as COMPUTE_DOMAIN_DRIVER
 from grove.dra import cdi, health, service
 from grove.dra.backends import DeviceBackend, DeviceHealth, make_backend
 from grove.dra.checkpoint import CheckpointStore
@@ -55,6 +57,9 @@ class DriverOptions:
     health_interval: float = 5.0
     cleanup_seconds: float = 600.0  # stale-claim cleanup period; 0 disables
     pod_uid: str = ""  # set for rolling updates: per-instance socket names (kubelet >= 1.33)
+    # Also publish this node's IMEX channel (compute-domain.nvidia.com channel-0/daemon-0) so ComputeDomain
+    # claims can be allocated on simulated nodes; a real node runs NVIDIA's compute-domain plugin instead.
+    compute_domain_channels: bool = False
 
     @property
     def data_dir(self) -> Path:
@@ -116,6 +121,7 @@ class DriverProcess:
         self._servers: list[grpc.Server] = []
         self._threads: list[threading.Thread] = []
         self.publisher: SlicePublisher | None = None
+        self.channel_publisher: SlicePublisher | None = None
         self.preparer: Preparer | None = None
 
     def start(self) -> None:
@@ -170,6 +176,8 @@ class DriverProcess:
             self._threads.append(t)
         if o.publish:
             self.publisher = SlicePublisher(self.api_client, o.driver_name, o.node_name)
+            if o.compute_domain_channels:
+                self.channel_publisher = SlicePublisher(self.api_client, COMPUTE_DOMAIN_DRIVER, o.node_name)
             slice_devices = [d.to_slice_device() for d in devices]
             t = threading.Thread(target=self._publish_loop, args=(slice_devices,), name="slices", daemon=True)
 
@@ -184,6 +192,8 @@ class DriverProcess:
         while not self.stop_event.is_set():
             try:
                 self.publisher.publish(with_health_taints(devices, self._health(), self.opts.driver_name))
+                if self.channel_publisher is not None:
+                    self.channel_publisher.publish(channel_devices())
                 if not self.published.is_set():
                     self.publish_seconds = time.monotonic() - self.started_at
                     log.info("ResourceSlices published %.3fs after start", self.publish_seconds)
@@ -214,12 +224,15 @@ class DriverProcess:
         successor = next((p for p in o.peer_registration_sockets() if _serves(p, o.driver_name)), None)
         if successor is not None:
             log.info("another instance serves %s (%s): leaving ResourceSlices to it", o.driver_name, successor)
-        elif self.publisher is not None:
-            try:
-                n = self.publisher.delete_all()
-                log.info("deleted %d ResourceSlice(s) of %s on %s", n, o.driver_name, o.node_name)
-            except Exception as e:
-                log.error("deleting ResourceSlices on shutdown failed: %s", e)
+        else:
+            for publisher in (self.publisher, self.channel_publisher):
+                if publisher is None:
+                    continue
+                try:
+                    n = publisher.delete_all()
+                    log.info("deleted %d ResourceSlice(s) of %s on %s", n, publisher.driver, o.node_name)
+                except Exception as e:
+                    log.error("deleting ResourceSlices on shutdown failed: %s", e)
         if self._servers:
             self._servers[0].stop(grace=2).wait()
         o.dra_socket.unlink(missing_ok=True)

@@ -28,7 +28,17 @@ def _grove(*args: str, env: dict[str, str], timeout: float = 240) -> subprocess.
     )
 
 
-def test_sandbox_up_status_down_leaves_nothing(tmp_path: Path) -> None:
+def _kubectl(kubeconfig: Path, *args: str) -> str:
+    return subprocess.run(
+        [str(default_bin_dir() / "kubectl"), f"--kubeconfig={kubeconfig}", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+def test_sandbox_up_status_down_leaves_nothing(short_tmp: Path) -> None:
+    tmp_path = short_tmp
     if missing_binaries(default_bin_dir()):
         pytest.fail("control-plane binaries missing: run `make controlplane`")
     env = {**os.environ, "GROVE_SANDBOX_DIR": str(tmp_path / "sandbox")}
@@ -40,18 +50,24 @@ def test_sandbox_up_status_down_leaves_nothing(tmp_path: Path) -> None:
     pids = {r["name"]: r["pid"] for r in records}
     try:
         assert set(pids) == {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"}
+        # The whole system, not only the cluster: the operator and one simulated DRA driver per GPU node.
+        pids.update({e["name"]: e["pid"] for e in state["extras"]})
+        assert {e["name"] for e in state["extras"]} == {"operator", "driver-gpu-node-0"}
         kubeconfig = tmp_path / "sandbox" / "cluster" / "kubeconfig"
         assert f"export KUBECONFIG={kubeconfig}" in up.stdout
         assert "sandbox up in" in up.stderr
         # The CLI has exited; the processes live on, each leading its own session.
-        for pid in pids.values():
+        logs = tmp_path / "sandbox" / "logs"
+        for name, pid in pids.items():
+            log = logs / f"{name}.log"
+            assert psutil.pid_exists(pid), f"{name} died: {log.read_text()[-3000:] if log.exists() else ''}"
             proc = psutil.Process(pid)
             assert proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
             assert os.getsid(pid) == pid
 
         status = _grove("sandbox", "status", env=env)
         assert status.returncode == 0, status.stdout + status.stderr
-        assert status.stdout.count("alive") == 5
+        assert status.stdout.count("alive") == 7
         assert "3 (3 Ready)" in status.stdout  # 2 CPU + 1 GPU node
 
         nodes = subprocess.run(
@@ -70,6 +86,17 @@ def test_sandbox_up_status_down_leaves_nothing(tmp_path: Path) -> None:
             check=True,
         ).stdout.split()
         assert nodes == ["node/gpu-node-0"]
+        # `up` applied the example and waited for it: it is Ready, and the driver published its GPUs.
+        ready = _kubectl(
+            kubeconfig,
+            "get",
+            "pcs/disagg",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
+        )
+        assert ready == "True"
+        slices = _kubectl(kubeconfig, "get", "resourceslices", "-o", "jsonpath={.items[*].spec.nodeName}")
+        assert "gpu-node-0" in slices.split()
 
         # An extra process joins the same supervision (how the operator and drivers are added).
         extra = subprocess.run(
@@ -87,7 +114,7 @@ def test_sandbox_up_status_down_leaves_nothing(tmp_path: Path) -> None:
         pids["sleeper"] = int(extra.stdout.strip())
         assert psutil.pid_exists(pids["sleeper"])
         status = _grove("sandbox", "status", env=env)
-        assert "sleeper" in status.stdout and status.stdout.count("alive") == 6
+        assert "sleeper" in status.stdout and status.stdout.count("alive") == 8
 
         again = _grove("sandbox", "up", env=env)  # idempotent: reports the running sandbox
         assert again.returncode == 0 and "already running" in again.stderr

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,13 +15,6 @@ def fake_api() -> Iterator[FakeApi]:
     api = FakeApi().start()
     yield api
     api.stop()
-
-
-@pytest.fixture
-def short_tmp() -> Iterator[Path]:
-    """unix socket paths must stay under ~107 bytes; pytest's tmp_path can be longer."""
-    with tempfile.TemporaryDirectory(prefix="gdra-") as d:
-        yield Path(d)
 
 
 @pytest.fixture
