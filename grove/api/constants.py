@@ -54,6 +54,10 @@ ANNOTATION_TOPOLOGY_NAME: Final = "grove.io/topology-name"
 # startup-wait init container and KWOK's stages both read it.
 ANNOTATION_STARTUP_RELEASED: Final = "grove.io/startup-released"
 
+# grove-py: the template `replicas` last applied to a PodClique / PodCliqueScalingGroup (Grove #150).
+# A child's replicas follow the template when the template value changes; otherwise `/scale` on the child wins.
+ANNOTATION_TEMPLATE_REPLICAS: Final = "grove.io/template-replicas"
+
 # Scheduling gate that holds pods until they are listed in their PodGang.
 SCHEDULING_GATE: Final = "grove.io/podgang-pending-creation"
 

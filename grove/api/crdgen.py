@@ -236,8 +236,9 @@ def build_crd(spec: CRDSpec) -> dict[str, Any]:
                 "listKind": f"{spec.kind}List",
                 "plural": spec.plural,
                 "singular": spec.singular,
-                "shortNames": list(spec.short_names),
-                "categories": list(spec.categories),
+                # NVIDIA's ComputeDomain has neither; empty lists would only differ from its CRD.
+                **({"shortNames": list(spec.short_names)} if spec.short_names else {}),
+                **({"categories": list(spec.categories)} if spec.categories else {}),
             },
             "scope": "Namespaced",
             "versions": [version],

@@ -1,0 +1,583 @@
+"""Scale benchmark: Grove's ScaleTest_1000 geometry on the real local control plane.
+
+500 PodCliqueSet replicas x 1 clique `expert-worker` x 2 pods (minAvailable 2): 1000 pods, 500 PodCliques,
+500 PodGangs, 500 Services, on 100 KWOK nodes. Measures, for the operator (`grove operator` as a subprocess):
+apply -> all pods created -> all pods Ready -> PCS availableReplicas 500; 60 s of steady state; scale 500 -> 250;
+delete. Operator peak RSS and CPU seconds (psutil), API writes from the API server's /metrics
+(`apiserver_request_total`, POST/PUT/PATCH/DELETE/APPLY by resource, diffed per phase).
+
+Then the floor: the same objects created by a plain bulk async client at full concurrency (no operator), and
+the ratio operator/floor. Prints a table and writes JSON to bench/results/scale.json.
+
+    .venv/bin/python bench/scale.py                 # starts its own DevCluster with 100 KWOK nodes
+    .venv/bin/python bench/scale.py --kubeconfig K  # an already running cluster (e.g. the sandbox)
+    .venv/bin/python bench/scale.py --replicas 50   # smaller
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import json
+import os
+import re
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from grove.api import constants as c  # noqa: E402
+from grove.expansion import graph  # noqa: E402
+
+NS = "grove-bench"
+WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE", "APPLY"}
+METRIC = re.compile(r"^apiserver_request_total\{([^}]*)\} ([0-9.e+]+)$")
+# What the operator writes (Events are left out: the scheduler posts one per pod).
+OPERATOR_RESOURCES = {"podcliquesets", "podcliques", "podcliquescalinggroups", "podgangs", "services"}
+
+
+def workload(replicas: int, name: str = "scale-test") -> dict[str, Any]:
+    """Grove's scale-test-1000.yaml shape (one standalone clique, 2 pods, minAvailable 2)."""
+    return {
+        "apiVersion": "grove.io/v1alpha1",
+        "kind": "PodCliqueSet",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "replicas": replicas,
+            "template": {
+                "cliques": [
+                    {
+                        "name": "expert-worker",
+                        "spec": {
+                            "roleName": "expert",
+                            "replicas": 2,
+                            "minAvailable": 2,
+                            "podSpec": {
+                                "schedulerName": "default-scheduler",
+                                "containers": [
+                                    {
+                                        "name": "worker",
+                                        "image": "nginx:alpine-slim",
+                                        "resources": {"requests": {"memory": "1Mi"}},
+                                    }
+                                ],
+                            },
+                        },
+                    }
+                ]
+            },
+        },
+    }
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+
+
+class Kubectl:
+    def __init__(self, kubeconfig: str) -> None:
+        self.kubeconfig = kubeconfig
+        self.bin = str(ROOT / ".cache/bin/kubectl")
+
+    def __call__(self, *args: str, input: str | None = None, check: bool = True) -> str:
+        result = subprocess.run(
+            [self.bin, f"--kubeconfig={self.kubeconfig}", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if check and result.returncode != 0:
+            raise RuntimeError(f"kubectl {' '.join(args)}: {result.stderr}")
+        return result.stdout
+
+
+API: Any = None  # the kubernetes ApiClient (set in main); cheaper than spawning kubectl in polling loops
+CONN: Any = None  # controllers.client.Connection for raw GETs (/metrics)
+
+
+def write_metrics(kubectl: Kubectl) -> Counter[tuple[str, str]]:
+    """apiserver_request_total for write verbs, summed by (verb, resource[/subresource])."""
+    out: Counter[tuple[str, str]] = Counter()
+    import urllib.request
+
+    request = urllib.request.Request(CONN.server + "/metrics", headers=CONN.headers)
+    ctx = CONN.ssl_context if isinstance(CONN.ssl_context, ssl.SSLContext) else None
+    with urllib.request.urlopen(request, context=ctx, timeout=30) as response:
+        text = response.read().decode()
+    for line in text.splitlines():
+        match = METRIC.match(line)
+        if not match:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1)))
+        verb = labels.get("verb", "")
+        if verb not in WRITE_VERBS:
+            continue
+        resource = labels.get("resource", "")
+        if labels.get("subresource"):
+            resource += "/" + labels["subresource"]
+        out[(verb, resource)] += int(float(match.group(2)))
+    return out
+
+
+def diff_writes(before: Counter[tuple[str, str]], after: Counter[tuple[str, str]]) -> dict[str, int]:
+    delta = {f"{v} {r}": after[(v, r)] - before.get((v, r), 0) for (v, r) in after}
+    return {k: n for k, n in sorted(delta.items()) if n}
+
+
+def operator_writes(delta: dict[str, int]) -> int:
+    """Writes the operator makes (the other writers are the scheduler's bindings, KWOK's pod/node status,
+    leases, and the garbage collector's deletes)."""
+    total = 0
+    for key, n in delta.items():
+        verb, resource = key.split(" ", 1)
+        base, _, sub = resource.partition("/")
+        if base in OPERATOR_RESOURCES or (base == "pods" and sub == "" and verb in ("POST", "PATCH")):
+            total += n
+    return total
+
+
+class PodWatch:
+    """Counts pods (created, Ready) of the namespace from a watch, in a thread."""
+
+    def __init__(self, api_client: Any) -> None:
+        from kubernetes import client
+
+        self.core = client.CoreV1Api(api_client)
+        self.pods: dict[str, bool] = {}
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        from kubernetes import watch
+
+        while not self.stop.is_set():
+            try:
+                listing = self.core.list_namespaced_pod(NS)
+                with self.lock:
+                    self.pods = {p.metadata.name: _ready(p) for p in listing.items if not p.metadata.deletion_timestamp}
+                w = watch.Watch()
+                for event in w.stream(
+                    self.core.list_namespaced_pod,
+                    NS,
+                    resource_version=listing.metadata.resource_version,
+                    timeout_seconds=60,
+                ):
+                    pod = event["object"]
+                    with self.lock:
+                        if event["type"] == "DELETED":
+                            self.pods.pop(pod.metadata.name, None)
+                        else:
+                            self.pods[pod.metadata.name] = _ready(pod)
+                    if self.stop.is_set():
+                        return
+            except Exception:
+                time.sleep(0.2)
+
+    def counts(self) -> tuple[int, int]:
+        with self.lock:
+            return len(self.pods), sum(self.pods.values())
+
+
+def _ready(pod: Any) -> bool:
+    return any(cond.type == "Ready" and cond.status == "True" for cond in (pod.status.conditions or []))
+
+
+def wait_until(what: str, check: Any, timeout: float, every: float = 0.1) -> float:
+    """Poll `check` every 100 ms; return the monotonic time it first held."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return time.monotonic()
+        time.sleep(every)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+class Sampler:
+    """Peak RSS and CPU seconds of a process tree (psutil), sampled every 100 ms."""
+
+    def __init__(self, pid: int) -> None:
+        self.proc = psutil.Process(pid)
+        self.peak_rss = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.peak_rss = max(self.peak_rss, self.proc.memory_info().rss)
+            except psutil.Error:
+                return
+            time.sleep(0.1)
+
+    def cpu_seconds(self) -> float:
+        try:
+            times = self.proc.cpu_times()
+            return float(times.user + times.system)
+        except psutil.Error:
+            return float("nan")
+
+
+def pcs_available(kubectl: Kubectl, name: str) -> int:
+    from kubernetes import client
+
+    try:
+        obj = client.CustomObjectsApi(API).get_namespaced_custom_object(
+            "grove.io", "v1alpha1", NS, "podcliquesets", name
+        )
+    except client.ApiException:
+        return 0
+    return int((obj.get("status") or {}).get("availableReplicas") or 0)
+
+
+# ------------------------------------------------------------------------------------------------ phases
+
+
+def run_operator_phases(kubectl: Kubectl, api_client: Any, kubeconfig: str, replicas: int, args: Any) -> dict[str, Any]:
+    env = {**os.environ, "KUBECONFIG": kubeconfig}
+    log_path = Path(tempfile.gettempdir()) / "grove-bench-operator.log"
+    log = open(log_path, "w")  # noqa: SIM115 - closed in the finally below
+    proc = subprocess.Popen(
+        [str(ROOT / ".venv/bin/grove"), "operator", "--concurrency", str(args.concurrency), *args.operator_args],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    sampler = Sampler(proc.pid)
+    watch = PodWatch(api_client)
+    results: dict[str, Any] = {"operator_log": str(log_path)}
+    pods_total = replicas * 2
+    try:
+        time.sleep(3)  # let the operator finish its initial LISTs
+        cpu0 = sampler.cpu_seconds()
+        m0 = write_metrics(kubectl)
+        t0 = time.monotonic()
+        kubectl("apply", "-f", "-", input=json.dumps(workload(replicas)))
+        t_created = wait_until("pods created", lambda: watch.counts()[0] >= pods_total, args.timeout)
+        t_ready = wait_until("pods ready", lambda: watch.counts()[1] >= pods_total, args.timeout)
+        t_avail = wait_until(
+            "pcs available", lambda: pcs_available(kubectl, "scale-test") >= replicas, args.timeout, every=0.25
+        )
+        m1 = write_metrics(kubectl)
+        cpu1 = sampler.cpu_seconds()
+        deploy = diff_writes(m0, m1)
+        results["deploy"] = {
+            "pods_created_s": round(t_created - t0, 2),
+            "pods_ready_s": round(t_ready - t0, 2),
+            "pcs_available_s": round(t_avail - t0, 2),
+            "cpu_s": round(cpu1 - cpu0, 2),
+            "operator_writes": operator_writes(deploy),
+            "writes": deploy,
+        }
+        # Settle: wait for the operator to catch up (status writes trail the pods) until a 5 s window has no
+        # operator write at all; then measure the steady state.
+        t_settle = time.monotonic()
+        while time.monotonic() - t_settle < 180:
+            before = write_metrics(kubectl)
+            time.sleep(5)
+            if operator_writes(diff_writes(before, write_metrics(kubectl))) == 0:
+                break
+        results["deploy"]["settled_s"] = round(time.monotonic() - t0, 2)
+        m2 = write_metrics(kubectl)
+        cpu2 = sampler.cpu_seconds()
+        time.sleep(args.steady)
+        m3 = write_metrics(kubectl)
+        steady = diff_writes(m2, m3)
+        results["steady"] = {
+            "seconds": args.steady,
+            "operator_writes": operator_writes(steady),
+            "cpu_s": round(sampler.cpu_seconds() - cpu2, 2),
+            "writes": steady,
+        }
+        # Scale 500 -> 250 (pods at target: the PodWatch sees exactly half the pods).
+        half = replicas // 2
+        m4 = write_metrics(kubectl)
+        t4 = time.monotonic()
+        kubectl("scale", "pcs", "scale-test", "-n", NS, f"--replicas={half}")
+        t_scaled = wait_until("scale-in", lambda: watch.counts()[0] == half * 2, args.timeout)
+        m5 = write_metrics(kubectl)
+        results["scale_in"] = {
+            "from": replicas,
+            "to": half,
+            "pods_at_target_s": round(t_scaled - t4, 2),
+            "operator_writes": operator_writes(diff_writes(m4, m5)),
+        }
+        # Delete: API delete latency and time until every pod is gone (GC cascade, no finalizers).
+        t6 = time.monotonic()
+        kubectl("delete", "pcs", "scale-test", "-n", NS, "--wait=false")
+        t_api = time.monotonic()
+        t_gone = wait_until("pods deleted", lambda: watch.counts()[0] == 0, args.timeout)
+        results["delete"] = {"api_s": round(t_api - t6, 2), "all_pods_gone_s": round(t_gone - t6, 2)}
+        leftovers = kubectl("get", "pclq,pcsg,pg,svc,pods", "-n", NS, "-o", "name", check=False).split()
+        wait_until(
+            "children gone",
+            lambda: not kubectl("get", "pclq,pcsg,pg,svc,pods", "-n", NS, "-o", "name", check=False).split(),
+            60,
+        )
+        results["delete"]["leftovers_right_after_pods_gone"] = len(leftovers)
+        results["operator"] = {
+            "peak_rss_mib": round(sampler.peak_rss / 2**20, 1),
+            "cpu_s_total": round(sampler.cpu_seconds(), 2),
+        }
+    finally:
+        watch.stop.set()
+        sampler.stop.set()
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+    return results
+
+
+def floor_objects(replicas: int, pcs_uid: str) -> list[dict[str, Any]]:
+    """The same objects (Services, PodCliques, PodGangs, Pods), as the operator would end with: pods ungated,
+    owner references kept only to the PodCliqueSet (pods' owners do not exist yet in a one-shot bulk create)."""
+    spec = workload(replicas)
+    spec["metadata"]["uid"] = pcs_uid
+    g = graph.expand(spec)
+    out = []
+    # Pods first (then PodCliques, PodGangs, Services): the same order the operator's priorities give, so the
+    # "pods created" milestones compare like with like.
+    for obj in [*g.pods, *g.podcliques, *g.podgangs, *g.services]:
+        obj = copy.deepcopy(obj)
+        refs = obj["metadata"].get("ownerReferences") or []
+        obj["metadata"]["ownerReferences"] = [r for r in refs if r["kind"] == c.KIND_PODCLIQUESET]
+        if obj["kind"] == "Pod":
+            obj["spec"].pop("schedulingGates", None)
+            obj["metadata"].pop("ownerReferences")
+            obj["metadata"]["labels"]["grove-bench/floor"] = "true"
+        out.append(obj)
+    return out
+
+
+async def bulk_create(
+    objects: list[dict[str, Any]], concurrency: int, kubeconfig: str, client: str
+) -> dict[str, float]:
+    """Create everything at once with a bounded async client; returns per-kind completion times (s)."""
+    os.environ["KUBECONFIG"] = kubeconfig
+    done: dict[str, float] = {}
+    t0 = time.monotonic()
+    if client == "aiohttp":
+        from controllers.client import Connection, Kube
+
+        kube = Kube(Connection.from_kubeconfig(kubeconfig), concurrency=concurrency)
+
+        async def create(obj: dict[str, Any]) -> None:
+            await kube.create(obj)
+            done[obj["kind"]] = time.monotonic() - t0
+
+        try:
+            await asyncio.gather(*(create(o) for o in objects))
+        finally:
+            await kube.close()
+    else:  # kubernetes.aio (official client >= 36.0.1)
+        from kubernetes.aio import client as kclient  # type: ignore[import-not-found]
+        from kubernetes.aio import config as kconfig  # type: ignore[import-not-found]
+
+        loaded = kconfig.load_kube_config(config_file=kubeconfig)
+        if asyncio.iscoroutine(loaded):
+            await loaded
+        async with kclient.ApiClient() as api:
+            core = kclient.CoreV1Api(api)
+            custom = kclient.CustomObjectsApi(api)
+            sem = asyncio.Semaphore(concurrency)
+
+            async def create_k(obj: dict[str, Any]) -> None:
+                async with sem:
+                    ns = obj["metadata"]["namespace"]
+                    if obj["kind"] == "Pod":
+                        await core.create_namespaced_pod(ns, obj)
+                    elif obj["kind"] == "Service":
+                        await core.create_namespaced_service(ns, obj)
+                    else:
+                        group, version = obj["apiVersion"].split("/")
+                        plural = {"PodClique": "podcliques", "PodGang": "podgangs"}[obj["kind"]]
+                        await custom.create_namespaced_custom_object(group, version, ns, plural, obj)
+                done[obj["kind"]] = time.monotonic() - t0
+
+            await asyncio.gather(*(create_k(o) for o in objects))
+    done["all"] = time.monotonic() - t0
+    return done
+
+
+def run_floor(
+    kubectl: Kubectl, api_client: Any, kubeconfig: str, replicas: int, args: Any, client: str
+) -> dict[str, Any]:
+    """No operator running: create a PCS (as the owner), then all objects at full concurrency."""
+    pcs = workload(replicas, name="scale-test")
+    pcs["spec"]["replicas"] = 0  # an owner only; nothing reconciles it
+    uid = json.loads(kubectl("apply", "-f", "-", "-o", "json", input=json.dumps(pcs)))["metadata"]["uid"]
+    objects = floor_objects(replicas, uid)
+    watch = PodWatch(api_client)
+    time.sleep(1)
+    m0 = write_metrics(kubectl)
+    t0 = time.monotonic()
+    times = asyncio.run(bulk_create(objects, args.floor_concurrency, kubeconfig, client))
+    t_created = time.monotonic()
+    t_ready = wait_until("floor pods ready", lambda: watch.counts()[1] >= replicas * 2, args.timeout)
+    m1 = write_metrics(kubectl)
+    watch.stop.set()
+    result = {
+        "client": client,
+        "objects": len(objects),
+        "all_objects_created_s": round(t_created - t0, 2),
+        "pods_created_s": round(times.get("Pod", float("nan")), 2),
+        "pods_ready_s": round(t_ready - t0, 2),
+        "writes": sum(diff_writes(m0, m1).values()),
+    }
+    kubectl("delete", "pcs", "scale-test", "-n", NS, "--wait=true", "--timeout=300s")
+    # Floor pods have no owner (their PodCliques did not exist when they were created): delete explicitly.
+    kubectl(
+        "delete",
+        "pods,podcliques,podgangs,services",
+        "-n",
+        NS,
+        "-l",
+        f"{c.LABEL_MANAGED_BY}={c.LABEL_MANAGED_BY_VALUE}",
+        "--wait=false",
+    )
+    wait_until(
+        "floor cleaned",
+        lambda: not kubectl("get", "pods,pclq,pg,svc", "-n", NS, "-o", "name", check=False).split(),
+        300,
+    )
+    return result
+
+
+# ------------------------------------------------------------------------------------------------- main
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kubeconfig", help="use a running cluster instead of starting a DevCluster")
+    parser.add_argument("--replicas", type=int, default=500)
+    parser.add_argument("--nodes", type=int, default=100)
+    parser.add_argument("--steady", type=float, default=60.0, help="steady-state window in seconds")
+    parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--concurrency", type=int, default=64, help="operator --concurrency")
+    parser.add_argument("--floor-concurrency", type=int, default=64)
+    parser.add_argument("--floor-clients", default="aiohttp,kubernetes.aio")
+    parser.add_argument("--operator-args", nargs="*", default=[])
+    parser.add_argument("--output", default=str(ROOT / "bench/results/scale.json"))
+    args = parser.parse_args()
+
+    cluster = None
+    if args.kubeconfig:
+        kubeconfig = args.kubeconfig
+    else:
+        from grove.devcluster import DevCluster
+
+        workdir = tempfile.mkdtemp(prefix="grove-bench-")
+        cluster = DevCluster(workdir, initial_nodes=3).start()
+        kubeconfig = str(cluster.kubeconfig)
+    from kubernetes import client, config
+
+    cfg = client.Configuration()
+    config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+    api_client = client.ApiClient(cfg)
+    global API, CONN
+    API = api_client
+    from controllers.client import Connection
+
+    CONN = Connection.from_kubeconfig(kubeconfig)
+    kubectl = Kubectl(kubeconfig)
+    try:
+        from grove.devcluster import create_nodes
+
+        create_nodes(api_client, args.nodes, "bench-node-", timeout=120)
+        kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "api/crds"))
+        wait_until(
+            "CRDs established",
+            lambda: (
+                subprocess.run(
+                    [
+                        kubectl.bin,
+                        f"--kubeconfig={kubeconfig}",
+                        "wait",
+                        "--for=condition=Established",
+                        "crd",
+                        "--all",
+                        "--timeout=10s",
+                    ],
+                    capture_output=True,
+                    check=False,
+                ).returncode
+                == 0
+            ),
+            90,
+        )
+        kubectl("create", "namespace", NS, check=False)
+        wait_until("default SA", lambda: "default" in kubectl("get", "sa", "-n", NS, "-o", "name", check=False), 60)
+        results: dict[str, Any] = {
+            "geometry": {"pcs_replicas": args.replicas, "pods": args.replicas * 2, "nodes": args.nodes},
+            "host": {"cpus": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1)},
+        }
+        results.update(run_operator_phases(kubectl, api_client, kubeconfig, args.replicas, args))
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(json.dumps(results, indent=2) + "\n")  # partial results first
+        results["floor"] = []
+        for name in [n for n in args.floor_clients.split(",") if n]:
+            try:
+                results["floor"].append(run_floor(kubectl, api_client, kubeconfig, args.replicas, args, name))
+            except Exception as error:  # one client failing must not lose the other figures
+                print(f"floor with {name} failed: {error}", file=sys.stderr)
+                kubectl("delete", "pcs", "scale-test", "-n", NS, "--wait=true", check=False)
+        best = min(results["floor"], key=lambda f: f["pods_created_s"])
+        results["ratio"] = {
+            "pods_created_vs_floor": round(results["deploy"]["pods_created_s"] / best["pods_created_s"], 2),
+            "pods_ready_vs_floor": round(results["deploy"]["pods_ready_s"] / best["pods_ready_s"], 2),
+            "floor_client": best["client"],
+        }
+    finally:
+        if cluster is not None:
+            cluster.stop()
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
+    print_table(results)
+    return 0
+
+
+def print_table(r: dict[str, Any]) -> None:
+    d, s, sc, de, op = r["deploy"], r["steady"], r["scale_in"], r["delete"], r["operator"]
+    rows = [
+        ("apply -> all pods created", f"{d['pods_created_s']} s"),
+        ("apply -> all pods Ready", f"{d['pods_ready_s']} s"),
+        ("apply -> PCS available", f"{d['pcs_available_s']} s"),
+        ("operator writes during deploy", str(d["operator_writes"])),
+        (f"operator writes in {s['seconds']:.0f} s steady state", str(s["operator_writes"])),
+        ("operator CPU in steady state", f"{s['cpu_s']} s"),
+        (f"scale {sc['from']} -> {sc['to']}: pods at target", f"{sc['pods_at_target_s']} s"),
+        ("delete: API call", f"{de['api_s']} s"),
+        ("delete: all pods gone", f"{de['all_pods_gone_s']} s"),
+        ("operator peak RSS", f"{op['peak_rss_mib']} MiB"),
+        ("operator CPU total", f"{op['cpu_s_total']} s"),
+    ]
+    for f in r["floor"]:
+        rows.append(
+            (f"floor ({f['client']}): pods created / Ready", f"{f['pods_created_s']} s / {f['pods_ready_s']} s")
+        )
+    rows.append(("ratio operator/floor: pods created", str(r["ratio"]["pods_created_vs_floor"])))
+    rows.append(("ratio operator/floor: pods Ready", str(r["ratio"]["pods_ready_vs_floor"])))
+    width = max(len(k) for k, _ in rows)
+    print(f"ScaleTest geometry: {r['geometry']}")
+    for k, v in rows:
+        print(f"  {k.ljust(width)}  {v}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""In-memory views of the cluster, fed by kopf indexes (`@kopf.index`): one index per kind, with several
+key families per object, so every lookup a reconcile needs is O(1) and no reconcile ever GETs or LISTs.
+
+kopf fills every index from its initial LIST before any other handler runs, so a reconcile that is
+triggered from an `@kopf.on.event` handler never sees a half-filled cache (important after a restart: a
+half-filled cache would make the operator re-create objects that exist).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from grove.api import constants as c
+from grove.expansion.observed import PodView, pod_view
+
+# Index ids (also the kwarg names kopf injects into handlers).
+PCS = "grove_pcs"
+PCSG = "grove_pcsg"
+PCLQ = "grove_pclq"
+PODS = "grove_pods"
+GANGS = "grove_podgangs"
+SERVICES = "grove_services"
+INDEX_IDS = (PCS, PCSG, PCLQ, PODS, GANGS, SERVICES)
+
+
+def plain(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A plain dict of a kopf body without managedFields (they are big and never read)."""
+    out = {k: body[k] for k in ("apiVersion", "kind", "metadata", "spec", "status") if k in body}
+    meta = dict(out.get("metadata") or {})
+    meta.pop("managedFields", None)
+    out["metadata"] = meta
+    return out
+
+
+def _owner(meta: Mapping[str, Any]) -> tuple[str, str] | None:
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("controller"):
+            return ref.get("kind", ""), ref.get("name", "")
+    return None
+
+
+def index_pcs(body: Mapping[str, Any]) -> dict[Any, Any]:
+    meta = body["metadata"]
+    return {("name", meta["namespace"], meta["name"]): plain(body)}
+
+
+def index_pcsg(body: Mapping[str, Any]) -> dict[Any, Any]:
+    meta = body["metadata"]
+    ns, name = meta["namespace"], meta["name"]
+    out: dict[Any, Any] = {("name", ns, name): plain(body)}
+    pcs = (meta.get("labels") or {}).get(c.LABEL_PART_OF)
+    if pcs:
+        out[("pcs", ns, pcs)] = name
+    return out
+
+
+def index_pclq(body: Mapping[str, Any]) -> dict[Any, Any]:
+    meta = body["metadata"]
+    ns, name = meta["namespace"], meta["name"]
+    labels = meta.get("labels") or {}
+    out: dict[Any, Any] = {("name", ns, name): plain(body)}
+    owner = _owner(meta)
+    if owner:
+        out[("owner", ns, owner[0], owner[1])] = name
+    if labels.get(c.LABEL_PART_OF):
+        out[("pcs", ns, labels[c.LABEL_PART_OF])] = name
+    if labels.get(c.LABEL_BASE_PODGANG):
+        out[("base", ns, labels[c.LABEL_BASE_PODGANG])] = name
+    for parent in (body.get("spec") or {}).get("startsAfter") or []:
+        out[("parent", ns, parent)] = name
+    return out
+
+
+def index_pod(body: Mapping[str, Any]) -> dict[Any, Any] | None:
+    meta = body["metadata"]
+    pclq = (meta.get("labels") or {}).get(c.LABEL_PODCLIQUE)
+    if not pclq:
+        return None
+    return {("pclq", meta["namespace"], pclq): pod_view(plain(body))}
+
+
+def index_gang(body: Mapping[str, Any]) -> dict[Any, Any]:
+    meta = body["metadata"]
+    ns, name = meta["namespace"], meta["name"]
+    out: dict[Any, Any] = {("name", ns, name): plain(body)}
+    pcs = (meta.get("labels") or {}).get(c.LABEL_PART_OF)
+    if pcs:
+        out[("pcs", ns, pcs)] = name
+    return out
+
+
+def index_service(body: Mapping[str, Any]) -> dict[Any, Any] | None:
+    meta = body["metadata"]
+    pcs = (meta.get("labels") or {}).get(c.LABEL_PART_OF)
+    if not pcs:
+        return None
+    ns, name = meta["namespace"], meta["name"]
+    return {("name", ns, name): plain(body), ("pcs", ns, pcs): name}
+
+
+class Cache:
+    """Read access to the kopf indexes (bound once the operator has started)."""
+
+    def __init__(self) -> None:
+        self.indexes: dict[str, Mapping[Any, Iterable[Any]]] = {}
+
+    def bind(self, kwargs: Mapping[str, Any]) -> None:
+        if not self.indexes:
+            self.indexes = {i: kwargs[i] for i in INDEX_IDS if i in kwargs}
+
+    def _all(self, index: str, key: tuple[Any, ...]) -> list[Any]:
+        idx = self.indexes.get(index)
+        if idx is None or key not in idx:
+            return []
+        return list(idx[key])
+
+    def _one(self, index: str, key: tuple[Any, ...]) -> Any:
+        values = self._all(index, key)
+        return values[0] if values else None
+
+    def pcs(self, ns: str, name: str) -> dict[str, Any] | None:
+        return self._one(PCS, ("name", ns, name))
+
+    def pcsg(self, ns: str, name: str) -> dict[str, Any] | None:
+        return self._one(PCSG, ("name", ns, name))
+
+    def pclq(self, ns: str, name: str) -> dict[str, Any] | None:
+        return self._one(PCLQ, ("name", ns, name))
+
+    def podgang(self, ns: str, name: str) -> dict[str, Any] | None:
+        return self._one(GANGS, ("name", ns, name))
+
+    def service(self, ns: str, name: str) -> dict[str, Any] | None:
+        return self._one(SERVICES, ("name", ns, name))
+
+    def pods(self, ns: str, pclq: str) -> list[PodView]:
+        return self._all(PODS, ("pclq", ns, pclq))
+
+    def _objects(self, index: str, key: tuple[Any, ...], ns: str) -> list[dict[str, Any]]:
+        out = []
+        for name in sorted(set(self._all(index, key))):
+            obj = self._one(index, ("name", ns, name))
+            if obj is not None:
+                out.append(obj)
+        return out
+
+    def pcsgs_of_pcs(self, ns: str, pcs: str) -> list[dict[str, Any]]:
+        return self._objects(PCSG, ("pcs", ns, pcs), ns)
+
+    def pclqs_of_pcs(self, ns: str, pcs: str) -> list[dict[str, Any]]:
+        return self._objects(PCLQ, ("pcs", ns, pcs), ns)
+
+    def pclqs_owned_by(self, ns: str, kind: str, owner: str) -> list[dict[str, Any]]:
+        return self._objects(PCLQ, ("owner", ns, kind, owner), ns)
+
+    def dependents_of(self, ns: str, pclq: str) -> list[str]:
+        return sorted(set(self._all(PCLQ, ("parent", ns, pclq))))
+
+    def scaled_pclqs_of_base(self, ns: str, base_gang: str) -> list[str]:
+        return sorted(set(self._all(PCLQ, ("base", ns, base_gang))))
+
+    def podgangs_of_pcs(self, ns: str, pcs: str) -> list[dict[str, Any]]:
+        return self._objects(GANGS, ("pcs", ns, pcs), ns)
+
+    def services_of_pcs(self, ns: str, pcs: str) -> list[dict[str, Any]]:
+        return self._objects(SERVICES, ("pcs", ns, pcs), ns)

@@ -1,0 +1,5 @@
+"""Work-queue key kinds."""
+
+PCS = "pcs"
+PCSG = "pcsg"
+PCLQ = "pclq"

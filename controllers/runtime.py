@@ -1,0 +1,116 @@
+"""Shared operator state: the API client, the caches, the work queue, options, and short-lived expectations
+that stop the operator from repeating a write before its watch event has come back."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from controllers.cache import Cache
+from controllers.client import Kube
+from controllers.workqueue import WorkQueue
+from grove.api import PodCliqueSet
+from grove.expansion import hashing, podclique
+from grove.expansion import spec as specs
+from grove.expansion.startup import DEFAULT_STARTUP_WAIT_IMAGE
+
+
+@dataclass
+class Options:
+    namespace: str | None = None
+    concurrency: int = 64
+    workers: int = 64
+    qps: float = 0.0
+    burst: int = 0
+    startup_wait_image: str = DEFAULT_STARTUP_WAIT_IMAGE
+    verbose: bool = False
+
+
+@dataclass
+class Loaded:
+    """A PodCliqueSet generation, parsed and validated once (keyed by uid and generation)."""
+
+    model: PodCliqueSet | None
+    errors: list[tuple[str, str]]
+    generation_hash: str | None
+
+
+class Expectations:
+    """Writes sent but not yet observed through the watch, with a time-to-live (the watch may lag)."""
+
+    def __init__(self, ttl: float = 30.0) -> None:
+        self.ttl = ttl
+        self.items: dict[Any, tuple[float, Any]] = {}
+
+    def expect(self, key: Any, value: Any = True) -> None:
+        self.items[key] = (time.monotonic(), value)
+
+    def pending(self, key: Any, value: Any = True) -> bool:
+        item = self.items.get(key)
+        if item is None:
+            return False
+        if time.monotonic() - item[0] > self.ttl:
+            del self.items[key]
+            return False
+        return bool(item[1] == value)
+
+    def observe(self, key: Any) -> None:
+        self.items.pop(key, None)
+
+
+@dataclass
+class Runtime:
+    kube: Kube
+    options: Options
+    cache: Cache = field(default_factory=Cache)
+    queue: WorkQueue | None = None
+    loaded: dict[tuple[str, int], Loaded] = field(default_factory=dict)
+    # Creates are cleared by the object's first watch event; other writes are keyed by uid (and the value
+    # sent), so a long TTL is safe: a lagging watch under load must not make the operator repeat itself.
+    creates: Expectations = field(default_factory=lambda: Expectations(ttl=30.0))
+    writes: Expectations = field(default_factory=lambda: Expectations(ttl=300.0))
+    warned: set[tuple[str, Any]] = field(default_factory=set)
+    claims_done: set[Any] = field(default_factory=set)
+    status_written: dict[str, float] = field(default_factory=dict)
+
+    def observed(self, kind: str, namespace: str, name: str, uid: str | None, deleted: bool) -> None:
+        """An event for an object: its create is no longer in flight; forget per-object state once deleted
+        (so memory does not grow with churn)."""
+        self.creates.observe((kind, namespace, name))
+        if deleted and uid:
+            self.status_written.pop(uid, None)
+            for prefix in ("ungate", "release", "delete", "status"):
+                self.writes.observe((prefix, uid))
+            for key in [k for k in self.loaded if k[0] == uid]:
+                del self.loaded[key]
+            self.claims_done = {k for k in self.claims_done if k[0] != uid}
+            self.warned = {w for w in self.warned if not (isinstance(w[1], tuple) and w[1][:1] == (uid,))}
+
+    def enqueue(self, kind: str, namespace: str, name: str, hint: Any = None) -> None:
+        if self.queue is not None and name:
+            self.queue.add((kind, namespace, name), hint)
+
+    def load(self, pcs: dict[str, Any]) -> Loaded:
+        meta = pcs["metadata"]
+        key = (meta.get("uid", ""), int(meta.get("generation") or 0))
+        hit = self.loaded.get(key)
+        if hit is not None:
+            return hit
+        errors = [(e.field, e.message) for e in specs.validate(pcs)]
+        model: PodCliqueSet | None = None
+        gen_hash = None
+        if not errors:
+            model = specs.load(pcs)
+            model.metadata.namespace = meta.get("namespace")
+            gen_hash = hashing.generation_hash([podclique.template_hash(model, c) for c in model.spec.template.cliques])
+        for old in [k for k in self.loaded if k[0] == key[0]]:
+            del self.loaded[old]
+        result = Loaded(model, errors, gen_hash)
+        self.loaded[key] = result
+        return result
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

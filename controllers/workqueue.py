@@ -1,0 +1,98 @@
+"""An in-memory work queue keyed by parent object (kopf has no "enqueue the owner on child change").
+
+Semantics as client-go's workqueue: a key is never processed by two workers at once; adding a key that is
+being processed makes it run once more afterwards; adds within the debounce window coalesce into one run.
+Hints (for example the PCS replica indices that changed) are merged; `None` means "everything".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any
+
+log = logging.getLogger("grove.queue")
+
+Key = tuple[str, str, str]  # (kind, namespace, name)
+Hints = frozenset[Hashable] | None
+Handler = Callable[[Key, Hints], Awaitable[None]]
+
+
+class WorkQueue:
+    def __init__(self, handler: Handler, *, workers: int, delays: dict[str, float] | None = None) -> None:
+        self.handler = handler
+        self.workers = workers
+        self.delays = delays or {}
+        self.hints: dict[Key, set[Hashable] | None] = {}
+        self.scheduled: set[Key] = set()
+        self.running: set[Key] = set()
+        self.failures: dict[Key, int] = {}
+        self.queue: asyncio.Queue[Key] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.processed = 0
+        self.next_delay: dict[Key, float] = {}
+
+    def add(self, key: Key, hint: Hashable | None = None, *, delay: float | None = None) -> None:
+        """Enqueue `key`; `hint` narrows what changed (None: anything)."""
+        if key in self.hints:
+            current = self.hints[key]
+            if current is not None:
+                if hint is None:
+                    self.hints[key] = None
+                else:
+                    current.add(hint)
+        else:
+            self.hints[key] = None if hint is None else {hint}
+        if key in self.running and delay is not None:
+            self.next_delay[key] = max(delay, self.next_delay.get(key, 0.0))
+        if key in self.scheduled or key in self.running:
+            return
+        self.scheduled.add(key)
+        wait = self.delays.get(key[0], 0.0) if delay is None else delay
+        loop = asyncio.get_running_loop()
+        if wait > 0:
+            loop.call_later(wait, self.queue.put_nowait, key)
+        else:
+            self.queue.put_nowait(key)
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._worker(), name=f"grove-worker-{i}") for i in range(self.workers)]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def idle(self) -> bool:
+        return not self.scheduled and not self.running and self.queue.empty()
+
+    async def _worker(self) -> None:
+        while True:
+            key = await self.queue.get()
+            self.scheduled.discard(key)
+            hints = self.hints.pop(key, None)
+            self.running.add(key)
+            try:
+                await self.handler(key, None if hints is None else frozenset(hints))
+                self.failures.pop(key, None)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                count = self.failures.get(key, 0) + 1
+                self.failures[key] = count
+                backoff = min(0.2 * 2**count, 30.0)
+                log.exception("reconcile of %s failed (attempt %d), retrying in %.1fs", "/".join(key), count, backoff)
+                self.running.discard(key)
+                self.add(key, None, delay=backoff)
+                continue
+            finally:
+                self.processed += 1
+            self.running.discard(key)
+            if key not in self.hints:
+                self.next_delay.pop(key, None)
+            if key in self.hints and key not in self.scheduled:
+                # Added while running: run again (after the usual debounce).
+                self.scheduled.add(key)
+                wait = self.next_delay.pop(key, self.delays.get(key[0], 0.0))
+                asyncio.get_running_loop().call_later(wait, self.queue.put_nowait, key)

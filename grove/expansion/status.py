@@ -1,0 +1,217 @@
+"""Status as Grove keeps it (grove-api.md §2.8, §1.3, §1.4, §1.2.1), plus a `Ready` condition on all three kinds
+(Grove #112) so `kubectl wait --for=condition=Ready pcs/NAME` works.
+
+Pure functions of the observed children. `now` is used only for conditions whose status changes, so the same
+observations always give the same status and the operator writes nothing when nothing changed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from grove.api import constants as c
+from grove.expansion import conditions, labels, scale
+from grove.expansion.observed import PodView
+
+
+def podclique_status(pclq: dict[str, Any], pods: Iterable[PodView], now: str) -> dict[str, Any]:
+    """PodClique status from its pods."""
+    meta = pclq["metadata"]
+    spec = pclq.get("spec") or {}
+    previous = pclq.get("status") or {}
+    want = int(spec.get("replicas", 0))
+    min_available = int(spec.get("minAvailable") or want or 1)
+    current_hash = (meta.get("labels") or {}).get(c.LABEL_POD_TEMPLATE_HASH)
+    act = scale.active(pods)
+    ready = sum(p.ready for p in act)
+    scheduled = sum(p.scheduled for p in act)
+    gated = sum(p.gated or p.other_gates for p in act)
+    updated = sum(current_hash is not None and p.template_hash == current_hash for p in act)
+    failed = sum(p.failed_containers for p in act if p.scheduled)
+    starting = sum(p.started_not_ready for p in act if p.scheduled)
+    gen = meta.get("generation")
+    if scheduled < min_available:
+        breach = ("True", "InsufficientScheduledPods", f"{scheduled} scheduled < minAvailable {min_available}")
+    elif scheduled - failed - starting < min_available:
+        breach = ("True", "InsufficientReadyPods", f"too few healthy pods for minAvailable {min_available}")
+    else:
+        breach = ("False", "SufficientReadyPods", f"{scheduled} scheduled, minAvailable {min_available}")
+    sched = (
+        ("True", "SufficientScheduledPods") if scheduled >= min_available else ("False", "InsufficientScheduledPods")
+    )
+    is_ready = ready >= want and len(act) >= want
+    new_conditions = [
+        conditions.make(c.CONDITION_MIN_AVAILABLE_BREACHED, *breach, now, gen),
+        conditions.make(c.CONDITION_PODCLIQUE_SCHEDULED, *sched, f"{scheduled}/{want} pods scheduled", now, gen),
+        conditions.make(
+            c.CONDITION_READY,
+            "True" if is_ready else "False",
+            "AllPodsReady" if is_ready else "PodsNotReady",
+            f"{ready}/{want} pods ready",
+            now,
+            gen,
+        ),
+    ]
+    status: dict[str, Any] = {
+        "observedGeneration": gen,
+        "replicas": len(act),
+        "readyReplicas": ready,
+        "scheduledReplicas": scheduled,
+        "scheduleGatedReplicas": gated,
+        "updatedReplicas": updated,
+        "conditions": conditions.merge(previous.get("conditions") or [], new_conditions),
+    }
+    if current_hash:
+        status["currentPodTemplateHash"] = current_hash
+    pclq_labels = meta.get("labels") or {}
+    if pclq_labels.get(c.LABEL_COMPONENT) == c.COMPONENT_PCS_PODCLIQUE:
+        status["hpaPodSelector"] = labels.podclique_selector(pclq_labels[c.LABEL_PART_OF], meta["name"])
+    return status
+
+
+def _breached(pclq: dict[str, Any] | None) -> bool:
+    """A missing PodClique or one whose MinAvailableBreached is not False counts as breached."""
+    if pclq is None:
+        return True
+    return not conditions.is_false((pclq.get("status") or {}).get("conditions"), c.CONDITION_MIN_AVAILABLE_BREACHED)
+
+
+def _ready(obj: dict[str, Any] | None) -> bool:
+    return obj is not None and conditions.is_true((obj.get("status") or {}).get("conditions"), c.CONDITION_READY)
+
+
+def scaling_group_status(
+    pcsg: dict[str, Any], members: Mapping[int, list[dict[str, Any] | None]], now: str
+) -> dict[str, Any]:
+    """PCSG status from its member PodCliques (members: group replica -> expected PodCliques, None if missing)."""
+    meta = pcsg["metadata"]
+    spec = pcsg.get("spec") or {}
+    previous = pcsg.get("status") or {}
+    want = int(spec.get("replicas", 0))
+    min_available = int(spec.get("minAvailable", 1))
+    gen = meta.get("generation")
+    scheduled = available = healthy = updated = 0
+    all_ready = True
+    for j in range(want):
+        group = members.get(j) or [None]
+        if all(
+            m is not None
+            and conditions.is_true((m.get("status") or {}).get("conditions"), c.CONDITION_PODCLIQUE_SCHEDULED)
+            for m in group
+        ):
+            scheduled += 1
+        if all(
+            m is not None
+            and int((m.get("status") or {}).get("readyReplicas", 0))
+            >= int((m.get("spec") or {}).get("minAvailable", 1))
+            for m in group
+        ):
+            available += 1
+        if not any(_breached(m) for m in group):
+            healthy += 1
+        if all(
+            m is not None
+            and int((m.get("status") or {}).get("updatedReplicas", 0)) >= int((m.get("spec") or {}).get("replicas", 0))
+            for m in group
+        ):
+            updated += 1
+        all_ready = all_ready and all(_ready(m) for m in group)
+    breached = healthy < min_available
+    pcs_name = (meta.get("labels") or {}).get(c.LABEL_PART_OF, "")
+    new_conditions = [
+        conditions.make(
+            c.CONDITION_MIN_AVAILABLE_BREACHED,
+            "True" if breached else "False",
+            "InsufficientAvailablePodCliqueScalingGroupReplicas"
+            if breached
+            else "SufficientAvailablePodCliqueScalingGroupReplicas",
+            f"{healthy} healthy replicas, minAvailable {min_available}",
+            now,
+            gen,
+        ),
+        conditions.make(
+            c.CONDITION_READY,
+            "True" if all_ready else "False",
+            "AllReplicasReady" if all_ready else "ReplicasNotReady",
+            f"{available}/{want} replicas available",
+            now,
+            gen,
+        ),
+    ]
+    return {
+        "observedGeneration": gen,
+        "replicas": want,
+        "scheduledReplicas": scheduled,
+        "availableReplicas": available,
+        "updatedReplicas": updated,
+        "selector": labels.scaling_group_selector(pcs_name, meta["name"]),
+        "conditions": conditions.merge(previous.get("conditions") or [], new_conditions),
+    }
+
+
+def podcliqueset_status(
+    pcs: dict[str, Any],
+    replicas: Mapping[int, tuple[list[dict[str, Any] | None], list[dict[str, Any] | None]]],
+    spec_errors: list[tuple[str, str]],
+    generation_hash: str | None,
+    now: str,
+) -> dict[str, Any]:
+    """PCS status. replicas: PCS replica index -> (expected standalone PodCliques, expected PCSGs), None if missing.
+
+    A replica is available when all its standalone PodCliques and PCSGs have MinAvailableBreached=False (Grove);
+    Ready additionally needs every child Ready (all pods Ready)."""
+    meta = pcs["metadata"]
+    previous = pcs.get("status") or {}
+    want = int((pcs.get("spec") or {}).get("replicas", 0))
+    gen = meta.get("generation")
+    available = updated = ready_count = 0
+    for i in range(want):
+        pclqs, pcsgs = replicas.get(i, ([None], [None]))
+        children = [*pclqs, *pcsgs]
+        if not any(_breached(ch) for ch in children):
+            available += 1
+        if all(_ready(ch) for ch in children):
+            ready_count += 1
+        if all(
+            ch is not None
+            and (ch.get("status") or {}).get("updatedReplicas", 0) >= (ch.get("spec") or {}).get("replicas", 0)
+            for ch in children
+        ):
+            updated += 1
+    valid = not spec_errors
+    is_ready = valid and ready_count == want
+    new_conditions = [
+        conditions.make(
+            c.CONDITION_SPEC_VALID,
+            "True" if valid else "False",
+            "Valid" if valid else "Invalid",
+            "spec is valid" if valid else "; ".join(f"{f}: {m}" for f, m in spec_errors)[:1000],
+            now,
+            gen,
+        ),
+        conditions.make(
+            c.CONDITION_READY,
+            "True" if is_ready else "False",
+            "AllReplicasReady" if is_ready else ("SpecInvalid" if not valid else "ReplicasNotReady"),
+            f"{ready_count}/{want} replicas ready, {available} available",
+            now,
+            gen,
+        ),
+    ]
+    status: dict[str, Any] = {
+        "observedGeneration": gen,
+        "replicas": want,
+        "availableReplicas": available if valid else 0,
+        "updatedReplicas": updated if valid else 0,
+        "hpaPodSelector": labels.pcs_selector(meta["name"]),
+        "conditions": conditions.merge(previous.get("conditions") or [], new_conditions),
+    }
+    if generation_hash:
+        status["currentGenerationHash"] = generation_hash
+    return status
+
+
+def differs(current: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> bool:
+    """True if any desired status key differs from the current status (keys we do not own are ignored)."""
+    current = current or {}
+    return any(current.get(k) != v for k, v in desired.items())

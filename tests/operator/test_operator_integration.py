@@ -1,0 +1,424 @@
+"""The operator (`grove operator` as a subprocess) against the real local control plane.
+
+Every example reconciles to exactly the objects `grove render` predicts and (without DRA devices) to Ready;
+`kubectl wait --for=condition=Ready` works; scaling at each level; deletion leaves nothing; startup order is
+observable; invalid specs create nothing; a crash mid-expansion converges without duplicates.
+
+Waits poll the API with generous deadlines; no assertion is about how long something took.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from grove.api import constants as c
+from grove.expansion import graph
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+KINDS = "podcliques,podcliquescalinggroups,podgangs,services,pods"
+KIND_OF = {
+    "PodClique": "podclique",
+    "PodCliqueScalingGroup": "podcliquescalinggroup",
+    "PodGang": "podgang",
+    "Service": "service",
+    "Pod": "pod",
+}
+
+
+class Operator:
+    """`grove operator` in a subprocess, restartable and killable (for crash tests)."""
+
+    def __init__(self, kubeconfig: Path, log_dir: Path) -> None:
+        self.kubeconfig = kubeconfig
+        self.log_dir = log_dir
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.runs = 0
+
+    def start(self) -> None:
+        self.runs += 1
+        log = open(self.log_dir / f"operator-{self.runs}.log", "wb")  # noqa: SIM115 - closed with the process
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "grove.cli", "operator"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup at all, like a crash."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace")[-4000:] for p in sorted(self.log_dir.glob("operator-*.log")))
+
+
+@pytest.fixture(scope="module")
+def operator(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "api/crds"))
+    # A CRD that was just created has no conditions yet (kubectl wait then errors): retry.
+    wait_for(
+        "CRDs established",
+        lambda: (
+            cluster.kubectl(
+                "wait", "--for=condition=Established", "crd", "--all", "--timeout=10s", check=False
+            ).returncode
+            == 0
+        ),
+        timeout=90,
+    )
+    cluster.create_nodes(6, "op-node-")  # room for 1000 pods (250 per KWOK node)
+    op = Operator(Path(cluster.kubeconfig), tmp_path_factory.mktemp("operator"))
+    op.start()
+    try:
+        yield op
+    finally:
+        op.stop()
+        print(op.logs()[-6000:])
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 120.0, op: Operator | None = None) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.3)
+    detail = f"\noperator log:\n{op.logs()[-3000:]}" if op else ""
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r}){detail}")
+
+
+def load(path: Path, namespace: str) -> dict[str, Any]:
+    doc = next(d for d in yaml.safe_load_all(path.read_text()) if d and d.get("kind") == "PodCliqueSet")
+    doc.setdefault("metadata", {})["namespace"] = namespace
+    return dict(doc)
+
+
+def expected_objects(pcs: dict[str, Any]) -> set[str]:
+    g = graph.expand(pcs)
+    objs = [*g.podcliques, *g.scaling_groups, *g.podgangs, *g.services, *g.pods]
+    return {f"{KIND_OF[o['kind']]}/{o['metadata']['name']}" for o in objs}
+
+
+def actual_objects(cluster: Any, namespace: str) -> set[str]:
+    out = cluster.kubectl("get", KINDS, "-n", namespace, "-o", "json").stdout
+    names = set()
+    for item in json.loads(out)["items"]:
+        if item["kind"] == "Service" and item["metadata"]["name"] == "kubernetes":
+            continue
+        if item["metadata"].get("deletionTimestamp"):
+            continue
+        names.add(f"{KIND_OF[item['kind']]}/{item['metadata']['name']}")
+    return names
+
+
+def apply(cluster: Any, pcs: dict[str, Any]) -> None:
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(pcs))
+
+
+def has_devices(pcs: dict[str, Any]) -> bool:
+    template = pcs["spec"]["template"]
+    return (
+        bool(template.get("resourceSharing") or template.get("resourceClaimTemplates"))
+        or any(clique["spec"].get("devices") or clique.get("resourceSharing") for clique in template["cliques"])
+        or any(g.get("resourceSharing") for g in template.get("podCliqueScalingGroups") or [])
+    )
+
+
+def get(cluster: Any, namespace: str, kind: str, name: str) -> dict[str, Any]:
+    return dict(json.loads(cluster.kubectl("get", kind, name, "-n", namespace, "-o", "json").stdout))
+
+
+def pods(cluster: Any, namespace: str, selector: str = "") -> list[dict[str, Any]]:
+    args = ["get", "pods", "-n", namespace, "-o", "json"]
+    if selector:
+        args += ["-l", selector]
+    return list(json.loads(cluster.kubectl(*args).stdout)["items"])
+
+
+# ------------------------------------------------------------------------------------------------ examples
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_example_reconciles_to_expected_objects_and_ready(
+    cluster: Any, namespace: str, operator: Operator, example: Path
+) -> None:
+    pcs = load(example, namespace)
+    name = pcs["metadata"]["name"]
+    expected = expected_objects(pcs)
+    apply(cluster, pcs)
+    wait_for(f"objects of {example.name}", lambda: actual_objects(cluster, namespace) == expected, op=operator)
+    # Exactly the expected objects: nothing more shows up.
+    assert actual_objects(cluster, namespace) == expected
+    if not has_devices(pcs):  # pods with DRA claims need a DRA driver to become Ready
+        cluster.kubectl("wait", "--for=condition=Ready", f"pcs/{name}", "-n", namespace, "--timeout=120s", timeout=130)
+        status = get(cluster, namespace, "pcs", name)["status"]
+        assert status["availableReplicas"] == pcs["spec"].get("replicas", 0)
+        assert status["hpaPodSelector"] == f"{c.LABEL_MANAGED_BY}=grove-operator,{c.LABEL_PART_OF}={name}"
+        assert status["observedGeneration"] == get(cluster, namespace, "pcs", name)["metadata"]["generation"]
+        # Every pod is ungated and scheduled.
+        for pod in pods(cluster, namespace):
+            assert not pod["spec"].get("schedulingGates"), pod["metadata"]["name"]
+    cluster.kubectl("delete", "pcs", name, "-n", namespace, "--wait=true", "--timeout=60s", timeout=70)
+    wait_for("garbage collection", lambda: not actual_objects(cluster, namespace), op=operator)
+
+
+# ------------------------------------------------------------------------------------------------- scaling
+
+
+def test_scaling_each_level(cluster: Any, namespace: str, operator: Operator) -> None:
+    pcs = load(ROOT / "examples/multi-node-disaggregated.yaml", namespace)
+    name = pcs["metadata"]["name"]
+    apply(cluster, pcs)
+    cluster.kubectl("wait", "--for=condition=Ready", f"pcs/{name}", "-n", namespace, "--timeout=120s", timeout=130)
+
+    # PCS level: whole replicas.
+    cluster.kubectl("scale", "pcs", name, "-n", namespace, "--replicas=2")
+    scaled = json.loads(json.dumps(pcs))
+    scaled["spec"]["replicas"] = 2
+    wait_for("pcs scale-out", lambda: actual_objects(cluster, namespace) == expected_objects(scaled), op=operator)
+
+    # PCSG level: one more prefill unit in replica 1 (a scaled gang appears).
+    pcsg = f"{name}-1-prefill"
+    cluster.kubectl("scale", "pcsg", pcsg, "-n", namespace, "--replicas=3")
+    wait_for(
+        "pcsg scale-out",
+        lambda: (
+            f"podgang/{pcsg}-{3 - 1 - 1}" in actual_objects(cluster, namespace)
+            and f"pod/{pcsg}-2-pworker-0" in actual_objects(cluster, namespace)
+        ),
+        op=operator,
+    )
+
+    # PCLQ level: more pods in a standalone clique; names carry the index.
+    pclq = f"{name}-0-frontend"
+    cluster.kubectl("scale", "pclq", pclq, "-n", namespace, "--replicas=3")
+    wait_for("pclq scale-out", lambda: {f"pod/{pclq}-{k}" for k in range(3)} <= actual_objects(cluster, namespace))
+    cluster.kubectl("wait", "--for=condition=Ready", f"pcs/{name}", "-n", namespace, "--timeout=120s", timeout=130)
+
+    # Scale-in removes the highest indices first.
+    cluster.kubectl("scale", "pclq", pclq, "-n", namespace, "--replicas=1")
+    wait_for(
+        "pclq scale-in",
+        lambda: {n for n in actual_objects(cluster, namespace) if n.startswith(f"pod/{pclq}-")} == {f"pod/{pclq}-0"},
+    )
+    cluster.kubectl("scale", "pcsg", pcsg, "-n", namespace, "--replicas=1")
+    wait_for(
+        "pcsg scale-in",
+        lambda: (
+            not any(
+                n.startswith(f"podclique/{pcsg}-1-") or n.startswith(f"podclique/{pcsg}-2-")
+                for n in actual_objects(cluster, namespace)
+            )
+        ),
+    )
+    assert f"podclique/{pcsg}-0-pleader" in actual_objects(cluster, namespace)
+    cluster.kubectl("scale", "pcs", name, "-n", namespace, "--replicas=1")
+    wait_for("pcs scale-in", lambda: not any(f"/{name}-1" in n for n in actual_objects(cluster, namespace)))
+
+    # Template replicas take effect when they change (Grove #150), and /scale wins otherwise.
+    cluster.kubectl(
+        "patch",
+        "pcs",
+        name,
+        "-n",
+        namespace,
+        "--type=json",
+        "-p",
+        json.dumps([{"op": "replace", "path": "/spec/template/podCliqueScalingGroups/0/replicas", "value": 3}]),
+    )
+    wait_for(
+        "template replicas applied",
+        lambda: get(cluster, namespace, "pcsg", f"{name}-0-prefill")["spec"]["replicas"] == 3,
+    )
+    cluster.kubectl("scale", "pcsg", f"{name}-0-prefill", "-n", namespace, "--replicas=2")
+    wait_for("pcsg /scale", lambda: f"podclique/{name}-0-prefill-2-pleader" not in actual_objects(cluster, namespace))
+    time.sleep(2)  # give a wrong implementation the chance to revert /scale to the template value
+    assert get(cluster, namespace, "pcsg", f"{name}-0-prefill")["spec"]["replicas"] == 2
+
+    cluster.kubectl("delete", "pcs", name, "-n", namespace, "--wait=true", "--timeout=60s", timeout=70)
+    wait_for("garbage collection", lambda: not actual_objects(cluster, namespace))
+
+
+# ---------------------------------------------------------------------------------------------- validation
+
+
+def test_invalid_spec_creates_nothing_and_says_why(cluster: Any, namespace: str, operator: Operator) -> None:
+    pcs = load(ROOT / "examples/startup-order-explicit.yaml", namespace)
+    pcs["metadata"]["name"] = "cyclic"
+    cliques = pcs["spec"]["template"]["cliques"]
+    cliques[0]["spec"]["startsAfter"] = [cliques[-1]["name"]]
+    cliques[-1]["spec"]["startsAfter"] = [cliques[0]["name"]]
+    result = cluster.kubectl("apply", "-f", "-", input=json.dumps(pcs), check=False)
+    if result.returncode != 0:
+        pytest.skip(f"the CRD/admission already rejects this spec: {result.stderr.strip()}")
+
+    def spec_invalid() -> bool:
+        conds = get(cluster, namespace, "pcs", "cyclic").get("status", {}).get("conditions", [])
+        return any(x["type"] == "SpecValid" and x["status"] == "False" for x in conds)
+
+    wait_for("SpecValid=False", spec_invalid, op=operator)
+    events = json.loads(cluster.kubectl("get", "events", "-n", namespace, "-o", "json").stdout)["items"]
+    assert any(e["reason"] == "SpecInvalid" and e["type"] == "Warning" for e in events)
+    assert not actual_objects(cluster, namespace)
+
+
+# ------------------------------------------------------------------------------------------- startup order
+
+
+HOLD_GATE = "test.grove.io/hold"
+
+
+def _ready_time(pod: dict[str, Any]) -> str | None:
+    for cond in pod.get("status", {}).get("conditions") or []:
+        if cond["type"] == "Ready" and cond["status"] == "True":
+            return str(cond["lastTransitionTime"])
+    return None
+
+
+@pytest.mark.parametrize("example", ["startup-order-inorder", "startup-order-explicit"])
+def test_startup_order(cluster: Any, namespace: str, operator: Operator, example: str) -> None:
+    """Parents are held back by a foreign scheduling gate (which the operator must never remove, Grove #724):
+    dependents are created, ungated and scheduled with the gang but stay Pending with the annotation "false";
+    once the parents' gate is lifted, they become Ready, and the dependents only after them."""
+    pcs = load(ROOT / f"examples/{example}.yaml", namespace)
+    name = pcs["metadata"]["name"]
+    from grove.expansion import spec as specs
+    from grove.expansion import startup
+
+    model = specs.load(pcs)
+    roots = [cl.name for cl in model.spec.template.cliques if not startup.parent_cliques(model, cl.name)]
+    dependents = [cl.name for cl in model.spec.template.cliques if startup.parent_cliques(model, cl.name)]
+    assert dependents
+    for clique in pcs["spec"]["template"]["cliques"]:
+        if clique["name"] in roots:
+            clique["spec"]["podSpec"]["schedulingGates"] = [{"name": HOLD_GATE}]
+    expected = expected_objects(pcs)
+    apply(cluster, pcs)
+    wait_for("all pods created", lambda: actual_objects(cluster, namespace) == expected, op=operator)
+
+    # Intermediate state: dependents scheduled (the gang is not broken) but held, roots held by the foreign gate.
+    def clique_of(pod: dict[str, Any]) -> str:
+        return str(pod["metadata"]["labels"][c.LABEL_PODCLIQUE].split(f"{name}-0-", 1)[1])
+
+    def held() -> bool:
+        dep = [p for p in pods(cluster, namespace) if clique_of(p) in dependents]
+        return bool(dep) and all(p["spec"].get("nodeName") for p in dep)
+
+    wait_for("dependents scheduled", held, op=operator)
+    time.sleep(2)  # a wrong implementation would release them now
+    for pod in pods(cluster, namespace):
+        if clique_of(pod) in dependents:
+            assert pod["metadata"]["annotations"][c.ANNOTATION_STARTUP_RELEASED] == "false"
+            assert _ready_time(pod) is None, pod["metadata"]["name"]
+            assert pod["spec"]["initContainers"][0]["name"] == "grove-startup-wait"
+        else:
+            assert {"name": HOLD_GATE} in pod["spec"]["schedulingGates"]  # never touched by the operator
+
+    # Lift the parents' gate.
+    for pod in pods(cluster, namespace):
+        if {"name": HOLD_GATE} in (pod["spec"].get("schedulingGates") or []):
+            cluster.kubectl(
+                "patch",
+                "pod",
+                pod["metadata"]["name"],
+                "-n",
+                namespace,
+                "--type=json",
+                "-p",
+                json.dumps([{"op": "remove", "path": "/spec/schedulingGates"}]),
+            )
+    cluster.kubectl("wait", "--for=condition=Ready", f"pcs/{name}", "-n", namespace, "--timeout=120s", timeout=130)
+
+    # Order: every dependent became Ready no earlier than minAvailable pods of each parent.
+    items = pods(cluster, namespace)
+    ready: dict[str, list[str]] = {}
+    for pod in items:
+        ready.setdefault(pod["metadata"]["labels"][c.LABEL_PODCLIQUE], []).append(str(_ready_time(pod)))
+    for clique in dependents:
+        fqn = f"{name}-0-{clique}"
+        for parent in startup.starts_after(model, 0, clique):
+            parent_min = specs.clique_by_name(model, parent.split(f"{name}-0-", 1)[1]).spec.effective_min_available()
+            parent_ready = sorted(ready[parent])[parent_min - 1]
+            assert min(ready[fqn]) >= parent_ready, (fqn, parent, ready)
+    cluster.kubectl("delete", "pcs", name, "-n", namespace, "--wait=true", "--timeout=60s", timeout=70)
+
+
+# ------------------------------------------------------------------------------------------- crash/restart
+
+
+def test_crash_during_1000_pod_expansion_converges_without_duplicates(
+    cluster: Any, namespace: str, operator: Operator
+) -> None:
+    replicas = 500
+    pcs = {
+        "apiVersion": "grove.io/v1alpha1",
+        "kind": "PodCliqueSet",
+        "metadata": {"name": "crash", "namespace": namespace},
+        "spec": {
+            "replicas": replicas,
+            "template": {
+                "cliques": [
+                    {
+                        "name": "w",
+                        "spec": {
+                            "roleName": "w",
+                            "replicas": 2,
+                            "minAvailable": 2,
+                            "podSpec": {
+                                "containers": [
+                                    {
+                                        "name": "w",
+                                        "image": "registry.k8s.io/pause:3.10",
+                                        "resources": {"requests": {"memory": "1Mi"}},
+                                    }
+                                ]
+                            },
+                        },
+                    }
+                ]
+            },
+        },
+    }
+    apply(cluster, pcs)
+
+    def pod_count() -> int:
+        return len(cluster.kubectl("get", "pods", "-n", namespace, "-o", "name").stdout.split())
+
+    wait_for("first pods", lambda: pod_count() >= 100, timeout=180, op=operator)
+    operator.kill()
+    killed_at = pod_count()
+    operator.start()
+    expected = expected_objects(pcs)
+    wait_for(
+        "convergence after restart", lambda: actual_objects(cluster, namespace) == expected, timeout=400, op=operator
+    )
+    items = pods(cluster, namespace)
+    assert len(items) == 2 * replicas, killed_at
+    indices: dict[str, list[str]] = {}
+    for pod in items:
+        labels = pod["metadata"]["labels"]
+        indices.setdefault(labels[c.LABEL_PODCLIQUE], []).append(labels[c.LABEL_POD_INDEX])
+    assert all(sorted(v) == ["0", "1"] for v in indices.values())
+    cluster.kubectl("wait", "--for=condition=Ready", "pcs/crash", "-n", namespace, "--timeout=300s", timeout=310)
+    cluster.kubectl("delete", "pcs", "crash", "-n", namespace, "--wait=true", "--timeout=120s", timeout=130)
