@@ -21,7 +21,14 @@ PCLQ = "grove_pclq"
 PODS = "grove_pods"
 GANGS = "grove_podgangs"
 SERVICES = "grove_services"
-INDEX_IDS = (PCS, PCSG, PCLQ, PODS, GANGS, SERVICES)
+# Claim objects (grove.claims): ResourceClaims, ResourceClaimTemplates and ComputeDomains owned by a PCS; the
+# template index also keeps every ResourceClaimTemplate's spec by name (external resourceSharing templates).
+CLAIMS = "grove_claims"
+TEMPLATES = "grove_claim_templates"
+DOMAINS = "grove_computedomains"
+INDEX_IDS = (PCS, PCSG, PCLQ, PODS, GANGS, SERVICES, CLAIMS, TEMPLATES, DOMAINS)
+# Component label values of the claim objects the operator creates (grove.claims.cleanup.COMPONENTS).
+CLAIM_COMPONENTS = frozenset({c.COMPONENT_RESOURCE_CLAIM, c.COMPONENT_RESOURCE_CLAIM_TEMPLATE, "pcs-computedomain"})
 
 
 def plain(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -99,6 +106,44 @@ def index_service(body: Mapping[str, Any]) -> dict[Any, Any] | None:
     return {("name", ns, name): plain(body), ("pcs", ns, pcs): name}
 
 
+def _slim(body: Mapping[str, Any]) -> dict[str, Any]:
+    """apiVersion, kind and the metadata the claim reconcile reads (no spec: claims can be large)."""
+    meta = body.get("metadata") or {}
+    keep = ("name", "namespace", "uid", "labels", "deletionTimestamp", "resourceVersion")
+    return {
+        "apiVersion": body.get("apiVersion", ""),
+        "kind": body.get("kind", ""),
+        "metadata": {k: meta[k] for k in keep if k in meta},
+    }
+
+
+def _claim_keys(body: Mapping[str, Any]) -> dict[Any, Any]:
+    """Keys of a claim object created by the operator for a PodCliqueSet (by label and controller owner)."""
+    meta = body["metadata"]
+    labels = meta.get("labels") or {}
+    pcs = labels.get(c.LABEL_PART_OF)
+    owner = _owner(meta)
+    if not pcs or labels.get(c.LABEL_COMPONENT) not in CLAIM_COMPONENTS or owner != (c.KIND_PODCLIQUESET, pcs):
+        return {}
+    ns, name = meta.get("namespace", ""), meta["name"]
+    slim = _slim(body)
+    return {("pcs", ns, pcs): slim, ("name", ns, body.get("kind", ""), name): slim}
+
+
+def index_claim(body: Mapping[str, Any]) -> dict[Any, Any] | None:
+    return _claim_keys(body) or None
+
+
+def index_claim_template(body: Mapping[str, Any]) -> dict[Any, Any]:
+    out = _claim_keys(body)
+    meta = body["metadata"]
+    out[("template", meta.get("namespace", ""), meta["name"])] = {
+        "metadata": {"resourceVersion": meta.get("resourceVersion")},
+        "spec": body.get("spec") or {},
+    }
+    return out
+
+
 class Cache:
     """Read access to the kopf indexes (bound once the operator has started)."""
 
@@ -165,3 +210,18 @@ class Cache:
 
     def services_of_pcs(self, ns: str, pcs: str) -> list[dict[str, Any]]:
         return self._objects(SERVICES, ("pcs", ns, pcs), ns)
+
+    def claim_objects_of_pcs(self, ns: str, pcs: str) -> list[dict[str, Any]]:
+        """ResourceClaims, ResourceClaimTemplates and ComputeDomains the operator created for a PCS."""
+        return [o for i in (CLAIMS, TEMPLATES, DOMAINS) for o in self._all(i, ("pcs", ns, pcs))]
+
+    def claim_object(self, ns: str, kind: str, name: str) -> dict[str, Any] | None:
+        for index in (CLAIMS, TEMPLATES, DOMAINS):
+            found = self._one(index, ("name", ns, kind, name))
+            if found is not None:
+                return found
+        return None
+
+    def claim_template(self, ns: str, name: str) -> dict[str, Any] | None:
+        """Any ResourceClaimTemplate by name ({metadata: {resourceVersion}, spec}), e.g. an external one."""
+        return self._one(TEMPLATES, ("template", ns, name))

@@ -25,6 +25,8 @@ from controllers.reconcile import dispatch
 from controllers.runtime import Options, Runtime
 from controllers.workqueue import WorkQueue
 from grove.api import constants as c
+from grove.computedomain import controller as computedomain_controller
+from grove.computedomain import model as cd_model
 from grove.expansion.labels import MANAGED_BY_SELECTOR
 
 log = logging.getLogger("grove.operator")
@@ -34,6 +36,9 @@ PCS_RES = (*GROVE, "podcliquesets")
 PCSG_RES = (*GROVE, "podcliquescalinggroups")
 PCLQ_RES = (*GROVE, "podcliques")
 GANG_RES = ("scheduler.grove.io", "v1alpha1", "podgangs")
+CLAIM_RES = ("resource.k8s.io", "v1", "resourceclaims")
+TEMPLATE_RES = ("resource.k8s.io", "v1", "resourceclaimtemplates")
+DOMAIN_RES = (cd_model.GROUP, cd_model.VERSION, cd_model.PLURAL)
 MANAGED = {c.LABEL_MANAGED_BY: c.LABEL_MANAGED_BY_VALUE}
 
 # Debounce per key kind: coalesce bursts of child events into one reconcile of the parent.
@@ -59,6 +64,11 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
     indexer(("v1", "pods"), caches.index_pod, caches.PODS)
     indexer(GANG_RES, caches.index_gang, caches.GANGS)
     indexer(("v1", "services"), caches.index_service, caches.SERVICES)
+    # Claim objects (no server-side selector: the ComputeDomain controller below needs every claim, and kopf
+    # opens one watch per resource; an external resourceSharing template need not carry our labels).
+    indexer(CLAIM_RES, caches.index_claim, caches.CLAIMS)
+    indexer(TEMPLATE_RES, caches.index_claim_template, caches.TEMPLATES)
+    indexer(DOMAIN_RES, caches.index_claim, caches.DOMAINS)
 
     def meta_of(body: kopf.Body, type_: str | None = None) -> tuple[str, str, dict[str, str]]:
         meta = body.get("metadata", {})
@@ -122,6 +132,37 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
         if type != "ADDED":
             rt.enqueue(PCS, ns, labels.get(c.LABEL_PART_OF, ""), replica(labels))
 
+    async def on_claim_object(body: kopf.Body, type: str | None, **kwargs: Any) -> None:
+        """A claim object of a PCS deleted (scale-in, or by hand): its replica's claims are computed again on
+        the next pass (re-created if still wanted). A template event re-enqueues PCSs that use it as an
+        external resourceSharing template."""
+        rt.cache.bind(kwargs)
+        meta = body.get("metadata") or {}
+        ns, name = meta.get("namespace", ""), meta.get("name", "")
+        if body.get("kind") == "ResourceClaimTemplate":
+            for user_ns, user in sorted(rt.external_users.get((ns, name), ())):
+                rt.enqueue(PCS, user_ns, user)
+        if type != "DELETED":
+            return
+        labels = dict(meta.get("labels") or {})
+        owner = next((r for r in meta.get("ownerReferences") or [] if r.get("controller")), None)
+        if (
+            owner is None
+            or owner.get("kind") != c.KIND_PODCLIQUESET
+            or labels.get(c.LABEL_PART_OF) != owner.get("name")
+        ):
+            return
+        index = replica(labels)
+        if index is not None:
+            rt.claims_done.pop((owner.get("uid", ""), index), None)
+            rt.enqueue(PCS, ns, owner.get("name", ""), index)
+
+    for resource in (CLAIM_RES, TEMPLATE_RES, DOMAIN_RES):
+        kopf.on.event(*resource, id=f"grove_{resource[2]}", registry=registry)(on_claim_object)
+
+    # The ComputeDomain controller (channel templates, status) runs in the same process and registry. Its pod
+    # index sees only the pods this operator watches (server-side selector managed-by=grove-operator).
+    computedomain_controller.register(registry, with_login=False)
     return registry
 
 

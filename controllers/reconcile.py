@@ -138,14 +138,24 @@ async def _delete(rt: Runtime, obj: dict[str, Any]) -> None:
         raise
 
 
-def _gang_members(model: Any, pcs_name: str, replica: int, group_replicas: dict[str, int]) -> list[str]:
-    """FQNs of every PodClique of one PCS replica (the members of its gangs)."""
-    out = [naming.podclique_name(pcs_name, replica, cl.name) for cl in specs.standalone_cliques(model)]
+def _gang_member_cliques(
+    model: Any, pcs_name: str, replica: int, group_replicas: dict[str, int]
+) -> list[tuple[str, str]]:
+    """(clique name, FQN) of every PodClique of one PCS replica (the members of its gangs)."""
+    out = [(cl.name, naming.podclique_name(pcs_name, replica, cl.name)) for cl in specs.standalone_cliques(model)]
     for group in model.spec.template.pod_clique_scaling_groups or []:
         fqn = naming.scaling_group_name(pcs_name, replica, group.name)
         for j in range(group_replicas.get(group.name, group.replicas)):
-            out.extend(naming.scaling_group_podclique_name(fqn, j, cl.name) for cl in specs.group_members(model, group))
+            out.extend(
+                (cl.name, naming.scaling_group_podclique_name(fqn, j, cl.name))
+                for cl in specs.group_members(model, group)
+            )
     return out
+
+
+def _gang_members(model: Any, pcs_name: str, replica: int, group_replicas: dict[str, int]) -> list[str]:
+    """FQNs of every PodClique of one PCS replica (the members of its gangs)."""
+    return [fqn for _, fqn in _gang_member_cliques(model, pcs_name, replica, group_replicas)]
 
 
 async def _forget_on_error(rt: Runtime, key: Any, call: Awaitable[Any]) -> Any:
@@ -164,9 +174,86 @@ async def _create_or_forget(rt: Runtime, key: Any, obj: dict[str, Any]) -> None:
         raise
 
 
-async def _create_claims(rt: Runtime, key: Any, objects: list[dict[str, Any]]) -> None:
+async def _create_claims(rt: Runtime, slot: tuple[str, int], key: Any, objects: list[dict[str, Any]]) -> None:
     await asyncio.gather(*(rt.kube.create(o) for o in objects))
-    rt.claims_done.add(key)
+    rt.claims_done[slot] = key
+
+
+def _external_templates(rt: Runtime, model: Any, ns: str, name: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """External ResourceClaimTemplates the PCS's resourceSharing names, from the template index (no GET); a
+    template that appears later re-enqueues the PCS (`external_users`, see controllers/operator.py)."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for ref in claims.external_refs(model):
+        rt.external_users.setdefault(ref, set()).add((ns, name))
+        found = rt.cache.claim_template(*ref)
+        if found is not None:
+            out[ref] = found
+    return out
+
+
+def _replica_claims(
+    rt: Runtime,
+    pcs: dict[str, Any],
+    model: Any,
+    replica: int,
+    group_replicas: dict[str, int],
+    clique_replicas: dict[str, int],
+    externals: dict[tuple[str, str], dict[str, Any]],
+) -> Awaitable[Any] | None:
+    """Create the claim objects of one PCS replica that are missing from the cache. Computed again only when
+    the generation, the live scaling-group/clique counts (`kubectl scale` changes no generation) or the set of
+    external templates found changes, or when one of the replica's claim objects was deleted."""
+    meta = pcs["metadata"]
+    ns = meta.get("namespace", "")
+    slot = (meta.get("uid", ""), replica)
+    key = (
+        meta.get("generation"),
+        tuple(sorted(group_replicas.items())),
+        tuple(sorted(clique_replicas.items())),
+        tuple(sorted(externals)),
+    )
+    if rt.claims_done.get(slot) == key:
+        return None
+    missing = []
+    for claim in claims.replica_claims(
+        model, replica, group_replicas=group_replicas, clique_replicas=clique_replicas, external_templates=externals
+    ):
+        claim_meta = claim.setdefault("metadata", {})
+        claim_meta.setdefault("namespace", ns)
+        if not claim_meta.get("ownerReferences"):
+            claim_meta["ownerReferences"] = [owners.controller_ref(pcs)]
+        observed = rt.cache.claim_object(ns, claim.get("kind", ""), claim_meta["name"])
+        if observed is None:
+            missing.append(claim)
+        elif observed["metadata"].get("deletionTimestamp"):
+            return None  # re-created once its deletion is observed (that event clears claims_done)
+    return _create_claims(rt, slot, key, missing)
+
+
+def _stale_claims(
+    rt: Runtime,
+    model: Any,
+    ns: str,
+    name: str,
+    want: int,
+    live: dict[int, tuple[dict[str, int], dict[str, int]]],
+) -> list[dict[str, Any]]:
+    """Claim objects left over from a scale-in: of removed PCS replicas, or (for the replicas this reconcile
+    looked at) of removed scaling-group replicas and pod indices, by `grove.claims.is_stale` on their labels."""
+    out = []
+    for obj in rt.cache.claim_objects_of_pcs(ns, name):
+        if obj["metadata"].get("deletionTimestamp"):
+            continue
+        replica = _replica_index(obj)
+        if replica < 0:
+            continue  # set-level objects live as long as the PCS
+        if replica >= want:
+            out.append(obj)
+        elif replica in live:
+            group_replicas, clique_replicas = live[replica]
+            if claims.stale(model, obj, group_replicas=group_replicas, clique_replicas=clique_replicas):
+                out.append(obj)
+    return out
 
 
 def _count() -> None:
@@ -217,6 +304,9 @@ async def reconcile_pcs(rt: Runtime, ns: str, name: str, hints: Hints) -> None:
     gangs_by_replica: dict[int, list[dict[str, Any]]] = {}
     for gang in observed_gangs:
         gangs_by_replica.setdefault(_replica_index(gang), []).append(gang)
+    with_claims = claims.available()
+    externals = _external_templates(rt, model, ns, name) if with_claims else {}
+    live: dict[int, tuple[dict[str, int], dict[str, int]]] = {}
     for i in indices:
         group_replicas: dict[str, int] = {}
         for clique in standalone:
@@ -229,20 +319,20 @@ async def reconcile_pcs(rt: Runtime, ns: str, name: str, hints: Hints) -> None:
             desired = scalinggroup.scaling_group(model, pcs, i, group, observed)
             group_replicas[group.name] = int((observed or desired)["spec"]["replicas"])
             first.append(_ensure(rt, desired, observed))
-        claim_key = (pcs["metadata"].get("uid"), pcs["metadata"].get("generation"), i)
-        if claim_key not in rt.claims_done:
-            # Claims are not watched: created once per PCS generation and replica (AlreadyExists is success).
-            replica_claims = claims.replica_claims(model, i)
-            for claim in replica_claims:
-                claim.setdefault("metadata", {}).setdefault("namespace", ns)
-                if not claim["metadata"].get("ownerReferences"):
-                    claim["metadata"]["ownerReferences"] = [owners.controller_ref(pcs)]
-            first.append(_create_claims(rt, claim_key, replica_claims))
         counts = {}
-        for fqn in _gang_members(model, name, i, group_replicas):
+        # Live clique replicas (`kubectl scale pclq` changes no generation); for cliques in a scaling group,
+        # the largest of its PodCliques (claim_objects/is_stale take one count per clique name).
+        clique_replicas: dict[str, int] = {}
+        for clique_name, fqn in _gang_member_cliques(model, name, i, group_replicas):
             member = rt.cache.pclq(ns, fqn)
             if member is not None:
                 counts[fqn] = int(member["spec"].get("replicas", 0))
+                clique_replicas[clique_name] = max(clique_replicas.get(clique_name, 0), counts[fqn])
+        if with_claims:
+            live[i] = (group_replicas, clique_replicas)
+            create_claims = _replica_claims(rt, pcs, model, i, group_replicas, clique_replicas, externals)
+            if create_claims is not None:
+                first.append(create_claims)
         gangs = podgang.podgangs(model, pcs, i, group_replicas, counts)
         for gang in gangs:
             observed = rt.cache.podgang(ns, gang["metadata"]["name"])
@@ -275,6 +365,8 @@ async def reconcile_pcs(rt: Runtime, ns: str, name: str, hints: Hints) -> None:
                 doomed.append(obj)
         doomed.sort(key=lambda o: -_replica_index(o))
     writes.extend(_delete(rt, obj) for obj in doomed)
+    if with_claims:
+        writes.extend(_delete(rt, obj) for obj in _stale_claims(rt, model, ns, name, want, live))
     sent = await _run(writes)
     if sent:
         return  # the watch events of these writes bring us back; status from a stale cache would be wasted

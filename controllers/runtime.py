@@ -72,7 +72,10 @@ class Runtime:
     creates: Expectations = field(default_factory=lambda: Expectations(ttl=30.0))
     writes: Expectations = field(default_factory=lambda: Expectations(ttl=300.0))
     warned: set[tuple[str, Any]] = field(default_factory=set)
-    claims_done: set[Any] = field(default_factory=set)
+    # (pcs uid, replica) -> the key (generation, live counts, external templates) its claims were created for.
+    claims_done: dict[tuple[str, int], Any] = field(default_factory=dict)
+    # external ResourceClaimTemplate (ns, name) -> PodCliqueSets (ns, name) whose resourceSharing uses it.
+    external_users: dict[tuple[str, str], set[tuple[str, str]]] = field(default_factory=dict)
     status_written: dict[str, float] = field(default_factory=dict)
 
     def observed(self, kind: str, namespace: str, name: str, uid: str | None, deleted: bool) -> None:
@@ -85,7 +88,11 @@ class Runtime:
                 self.writes.observe((prefix, uid))
             for key in [k for k in self.loaded if k[0] == uid]:
                 del self.loaded[key]
-            self.claims_done = {k for k in self.claims_done if k[0] != uid}
+            for done in [k for k in self.claims_done if k[0] == uid]:
+                del self.claims_done[done]
+            if kind == "PodCliqueSet":
+                for users in self.external_users.values():
+                    users.discard((namespace, name))
             self.warned = {w for w in self.warned if not (isinstance(w[1], tuple) and w[1][:1] == (uid,))}
 
     def enqueue(self, kind: str, namespace: str, name: str, hint: Any = None) -> None:

@@ -422,3 +422,100 @@ def test_crash_during_1000_pod_expansion_converges_without_duplicates(
     assert all(sorted(v) == ["0", "1"] for v in indices.values())
     cluster.kubectl("wait", "--for=condition=Ready", "pcs/crash", "-n", namespace, "--timeout=300s", timeout=310)
     cluster.kubectl("delete", "pcs", "crash", "-n", namespace, "--wait=true", "--timeout=120s", timeout=130)
+
+
+# -------------------------------------------------------------------------------------------------- claims
+
+
+def claim_names(cluster: Any, namespace: str) -> set[str]:
+    out = cluster.kubectl("get", "resourceclaims", "-n", namespace, "-l", f"{c.LABEL_PART_OF}=sh", "-o", "json")
+    return {
+        i["metadata"]["name"]
+        for i in json.loads(out.stdout)["items"]
+        if not i["metadata"].get("deletionTimestamp")
+        and (i["metadata"].get("labels") or {}).get(c.LABEL_COMPONENT) == c.COMPONENT_RESOURCE_CLAIM
+    }
+
+
+def test_claims_follow_scale_out_and_scale_in(cluster: Any, namespace: str, operator: Operator) -> None:
+    """Per-replica claims at each level follow `kubectl scale` (no PCS generation change for pcsg/pclq)."""
+    pod_spec = {"containers": [{"name": "main", "image": "registry.k8s.io/pause:3.10"}]}
+    pcs = {
+        "apiVersion": "grove.io/v1alpha1",
+        "kind": "PodCliqueSet",
+        "metadata": {"name": "sh", "namespace": namespace},
+        "spec": {
+            "replicas": 1,
+            "template": {
+                "resourceClaimTemplates": [
+                    {
+                        "name": "gpu",
+                        "templateSpec": {
+                            "spec": {
+                                "devices": {
+                                    "requests": [{"name": "gpu", "exactly": {"deviceClassName": "gpu.nvidia.com"}}]
+                                }
+                            }
+                        },
+                    }
+                ],
+                "cliques": [
+                    {
+                        "name": "d",
+                        "resourceSharing": [{"name": "gpu", "scope": "PerReplica"}],
+                        "spec": {"roleName": "d", "replicas": 1, "podSpec": pod_spec},
+                    },
+                    {"name": "w", "spec": {"roleName": "w", "replicas": 1, "podSpec": pod_spec}},
+                ],
+                "podCliqueScalingGroups": [
+                    {
+                        "name": "sg",
+                        "cliqueNames": ["w"],
+                        "replicas": 1,
+                        "resourceSharing": [{"name": "gpu", "scope": "PerReplica"}],
+                    }
+                ],
+            },
+        },
+    }
+    apply(cluster, pcs)
+    base = {"sh-0-sg-0-gpu", "sh-0-d-0-gpu"}
+    wait_for("claims", lambda: claim_names(cluster, namespace) == base, op=operator)
+
+    cluster.kubectl("scale", "pcsg", "sh-0-sg", "-n", namespace, "--replicas=2")
+    wait_for("pcsg scale-out claim", lambda: claim_names(cluster, namespace) == base | {"sh-0-sg-1-gpu"}, op=operator)
+    cluster.kubectl("scale", "pclq", "sh-0-d", "-n", namespace, "--replicas=2")
+    wanted = base | {"sh-0-sg-1-gpu", "sh-0-d-1-gpu"}
+    wait_for("pclq scale-out claim", lambda: claim_names(cluster, namespace) == wanted, op=operator)
+
+    cluster.kubectl("scale", "pcsg", "sh-0-sg", "-n", namespace, "--replicas=1")
+    wait_for("pcsg scale-in", lambda: claim_names(cluster, namespace) == base | {"sh-0-d-1-gpu"}, op=operator)
+    cluster.kubectl("scale", "pclq", "sh-0-d", "-n", namespace, "--replicas=1")
+    wait_for("pclq scale-in", lambda: claim_names(cluster, namespace) == base, op=operator)
+
+    cluster.kubectl("scale", "pcs", "sh", "-n", namespace, "--replicas=2")
+    replica_1 = {"sh-1-sg-0-gpu", "sh-1-d-0-gpu"}
+    wait_for("pcs scale-out claims", lambda: claim_names(cluster, namespace) == base | replica_1, op=operator)
+    cluster.kubectl("scale", "pcs", "sh", "-n", namespace, "--replicas=1")
+    wait_for("pcs scale-in", lambda: claim_names(cluster, namespace) == base, op=operator)
+
+
+def test_operator_runs_the_computedomain_controller(cluster: Any, namespace: str, operator: Operator) -> None:
+    """`grove operator` includes the ComputeDomain controller: a ComputeDomain gets its channel template."""
+    from grove.computedomain import model as m
+
+    domain = {
+        "apiVersion": m.API_VERSION,
+        "kind": m.KIND,
+        "metadata": {"name": "cd", "namespace": namespace},
+        "spec": {"numNodes": 0, "channel": {"resourceClaimTemplate": {"name": "cd-channel"}}},
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(domain))
+
+    def template() -> dict[str, Any] | None:
+        got = cluster.kubectl("get", "resourceclaimtemplate", "cd-channel", "-n", namespace, "-o", "json", check=False)
+        return dict(json.loads(got.stdout)) if got.returncode == 0 else None
+
+    rct = wait_for("channel template", template, op=operator)
+    uid = get(cluster, namespace, m.PLURAL, "cd")["metadata"]["uid"]
+    assert rct["metadata"]["ownerReferences"][0]["uid"] == uid
