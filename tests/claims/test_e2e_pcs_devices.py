@@ -155,10 +155,6 @@ def e2e(cluster: Any, namespace: str, short_tmp: Path) -> Iterator[Env]:
         operator = [sys.executable, "-m", "grove.cli", "operator", "--namespace", namespace, "--verbose"]
         procs.append(subprocess.Popen(operator, stdout=(logs / "operator.log").open("wb"), stderr=subprocess.STDOUT,
                                       cwd=REPO, env=run_env))
-        cd_controller = [sys.executable, "-m", "kopf", "run", "--standalone", "--namespace", namespace,
-                         "-m", "grove.computedomain.controller"]
-        procs.append(subprocess.Popen(cd_controller, stdout=(logs / "computedomain.log").open("wb"),
-                                      stderr=subprocess.STDOUT, cwd=REPO, env=run_env))
         for node, proc in zip(names, procs, strict=False):
             def published(node: str = node, proc: subprocess.Popen[bytes] = proc) -> bool:
                 if proc.poll() is not None:  # a crashed driver: say so now, not after a timeout
