@@ -118,16 +118,23 @@ def pod(core: client.CoreV1Api, name: str, ns: str) -> dict[str, Any]:
 
 
 def claim_pod(core: client.CoreV1Api, resource: client.ResourceV1Api, ns: str, name: str,
-              request: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """Template + pod; returns the node the pod was bound to and the allocated claim (raw JSON)."""
+              request: dict[str, Any], *, node: str | None = None,
+              config: list[dict[str, Any]] | None = None) -> tuple[str, dict[str, Any]]:
+    """Template + pod; returns the node the pod was bound to and the allocated claim (raw JSON).
+
+    ``node`` pins the pod (nodeSelector on the hostname label); ``config`` becomes the template's
+    ``spec.devices.config``."""
+    devices: dict[str, Any] = {"requests": [request], **({"config": config} if config else {})}
     resource.create_namespaced_resource_claim_template(ns, body({
         "apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaimTemplate", "metadata": {"name": name},
-        "spec": {"spec": {"devices": {"requests": [request]}}}}))
-    core.create_namespaced_pod(ns, body({
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-        "spec": {"resourceClaims": [{"name": "gpu", "resourceClaimTemplateName": name}],
-                 "containers": [{"name": "main", "image": "registry.k8s.io/pause:3.10",
-                                 "resources": {"claims": [{"name": "gpu"}]}}]}}))
+        "spec": {"spec": {"devices": devices}}}))
+    pod_spec: dict[str, Any] = {"resourceClaims": [{"name": "gpu", "resourceClaimTemplateName": name}],
+                                "containers": [{"name": "main", "image": "registry.k8s.io/pause:3.10",
+                                                "resources": {"claims": [{"name": "gpu"}]}}]}
+    if node:
+        pod_spec["nodeSelector"] = {"kubernetes.io/hostname": node}
+    core.create_namespaced_pod(ns, body({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                                         "spec": pod_spec}))
 
     def claim_name() -> str | None:
         for s in pod(core, name, ns).get("status", {}).get("resourceClaimStatuses") or []:
