@@ -26,7 +26,8 @@ SERVICES = "grove_services"
 CLAIMS = "grove_claims"
 TEMPLATES = "grove_claim_templates"
 DOMAINS = "grove_computedomains"
-INDEX_IDS = (PCS, PCSG, PCLQ, PODS, GANGS, SERVICES, CLAIMS, TEMPLATES, DOMAINS)
+HPAS = "grove_hpas"
+INDEX_IDS = (PCS, PCSG, PCLQ, PODS, GANGS, SERVICES, CLAIMS, TEMPLATES, DOMAINS, HPAS)
 # Component label values of the claim objects the operator creates (grove.claims.cleanup.COMPONENTS).
 CLAIM_COMPONENTS = frozenset({c.COMPONENT_RESOURCE_CLAIM, c.COMPONENT_RESOURCE_CLAIM_TEMPLATE, "pcs-computedomain"})
 
@@ -101,6 +102,17 @@ def index_service(body: Mapping[str, Any]) -> dict[Any, Any] | None:
     meta = body["metadata"]
     pcs = (meta.get("labels") or {}).get(c.LABEL_PART_OF)
     if not pcs:
+        return None
+    ns, name = meta["namespace"], meta["name"]
+    return {("name", ns, name): plain(body), ("pcs", ns, pcs): name}
+
+
+def index_hpa(body: Mapping[str, Any]) -> dict[Any, Any] | None:
+    """HorizontalPodAutoscalers the operator created (component `pcs-hpa`); others are not ours."""
+    meta = body["metadata"]
+    labels = meta.get("labels") or {}
+    pcs = labels.get(c.LABEL_PART_OF)
+    if not pcs or labels.get(c.LABEL_COMPONENT) != c.COMPONENT_HPA:
         return None
     ns, name = meta["namespace"], meta["name"]
     return {("name", ns, name): plain(body), ("pcs", ns, pcs): name}
@@ -210,6 +222,12 @@ class Cache:
 
     def services_of_pcs(self, ns: str, pcs: str) -> list[dict[str, Any]]:
         return self._objects(SERVICES, ("pcs", ns, pcs), ns)
+
+    def hpa(self, ns: str, name: str) -> dict[str, Any] | None:
+        return self._one(HPAS, ("name", ns, name))
+
+    def hpas_of_pcs(self, ns: str, pcs: str) -> list[dict[str, Any]]:
+        return self._objects(HPAS, ("pcs", ns, pcs), ns)
 
     def claim_objects_of_pcs(self, ns: str, pcs: str) -> list[dict[str, Any]]:
         """ResourceClaims, ResourceClaimTemplates and ComputeDomains the operator created for a PCS."""

@@ -39,6 +39,7 @@ GANG_RES = ("scheduler.grove.io", "v1alpha1", "podgangs")
 CLAIM_RES = ("resource.k8s.io", "v1", "resourceclaims")
 TEMPLATE_RES = ("resource.k8s.io", "v1", "resourceclaimtemplates")
 DOMAIN_RES = (cd_model.GROUP, cd_model.VERSION, cd_model.PLURAL)
+HPA_RES = ("autoscaling", "v2", "horizontalpodautoscalers")
 MANAGED = {c.LABEL_MANAGED_BY: c.LABEL_MANAGED_BY_VALUE}
 
 # Debounce per key kind: coalesce bursts of child events into one reconcile of the parent.
@@ -69,6 +70,7 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
     indexer(CLAIM_RES, caches.index_claim, caches.CLAIMS)
     indexer(TEMPLATE_RES, caches.index_claim_template, caches.TEMPLATES)
     indexer(DOMAIN_RES, caches.index_claim, caches.DOMAINS)
+    indexer(HPA_RES, caches.index_hpa, caches.HPAS, labels=MANAGED)
 
     def meta_of(body: kopf.Body, type_: str | None = None) -> tuple[str, str, dict[str, str]]:
         meta = body.get("metadata", {})
@@ -130,6 +132,13 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
         rt.cache.bind(kwargs)
         ns, _, labels = meta_of(body, type)
         if type != "ADDED":
+            rt.enqueue(PCS, ns, labels.get(c.LABEL_PART_OF, ""), replica(labels))
+
+    @kopf.on.event(*HPA_RES, registry=registry, labels=MANAGED)
+    async def on_hpa(body: kopf.Body, type: str | None, **kwargs: Any) -> None:
+        rt.cache.bind(kwargs)
+        ns, _, labels = meta_of(body, type)
+        if type != "ADDED" and labels.get(c.LABEL_COMPONENT) == c.COMPONENT_HPA:
             rt.enqueue(PCS, ns, labels.get(c.LABEL_PART_OF, ""), replica(labels))
 
     async def on_claim_object(body: kopf.Body, type: str | None, **kwargs: Any) -> None:

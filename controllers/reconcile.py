@@ -22,11 +22,13 @@ from grove.expansion import (
     conditions,
     diff,
     gating,
+    hpa,
     naming,
     owners,
     pod,
     podclique,
     podgang,
+    rollout,
     scale,
     scalinggroup,
     service,
@@ -304,6 +306,10 @@ async def reconcile_pcs(rt: Runtime, ns: str, name: str, hints: Hints) -> None:
     gangs_by_replica: dict[int, list[dict[str, Any]]] = {}
     for gang in observed_gangs:
         gangs_by_replica.setdefault(_replica_index(gang), []).append(gang)
+    hpas_by_replica: dict[int, list[dict[str, Any]]] = {}
+    observed_hpas = rt.cache.hpas_of_pcs(ns, name)
+    for observed_hpa in observed_hpas:
+        hpas_by_replica.setdefault(_replica_index(observed_hpa), []).append(observed_hpa)
     with_claims = claims.available()
     externals = _external_templates(rt, model, ns, name) if with_claims else {}
     live: dict[int, tuple[dict[str, int], dict[str, int]]] = {}
@@ -350,6 +356,14 @@ async def reconcile_pcs(rt: Runtime, ns: str, name: str, hints: Hints) -> None:
         later.append(
             _ensure(rt, service.headless_service(model, pcs, i), rt.cache.service(ns, naming.service_name(name, i)))
         )
+        # HPAs of this replica; ones whose config was removed are deleted.
+        desired_hpas = hpa.hpas(model, pcs, i)
+        for desired_hpa in desired_hpas:
+            later.append(_ensure(rt, desired_hpa, rt.cache.hpa(ns, desired_hpa["metadata"]["name"])))
+        hpa_names = {h["metadata"]["name"] for h in desired_hpas}
+        for observed_hpa in hpas_by_replica.get(i, ()):
+            if observed_hpa["metadata"]["name"] not in hpa_names:
+                later.append(_delete(rt, observed_hpa))
     writes = first + later
     # Scale-in of PCS replicas: highest indices first (Grove §2.11); GC removes what the deleted objects own.
     # Only on full passes (a PCS event or a restart): child events never create indices >= spec.replicas.
@@ -360,6 +374,7 @@ async def reconcile_pcs(rt: Runtime, ns: str, name: str, hints: Hints) -> None:
             *rt.cache.pcsgs_of_pcs(ns, name),
             *observed_gangs,
             *rt.cache.services_of_pcs(ns, name),
+            *observed_hpas,
         ):
             if _replica_index(obj) >= want:
                 doomed.append(obj)
@@ -452,7 +467,19 @@ async def reconcile_pclq(rt: Runtime, ns: str, name: str, hints: Hints) -> None:
         if not rt.creates.pending(key):
             rt.creates.expect(key)
             writes.append(_write(_create_or_forget(rt, key, desired)))
-    for victim in scale.pods_to_delete(pods, want):  # highest index first
+    # Scale-in (highest index first), then the rolling update's replacements (grove/expansion/rollout.py).
+    owner = rt.cache.pcs(ns, labels.get(c.LABEL_PART_OF, ""))
+    strategy = (((owner or {}).get("spec") or {}).get("updateStrategy") or {}).get("type", rollout.ROLLING_RECREATE)
+    victims = scale.pods_to_delete(pods, want)
+    if owner is not None:
+        victims += rollout.pods_to_replace(
+            pods,
+            labels.get(c.LABEL_POD_TEMPLATE_HASH),
+            want,
+            int(spec.get("minAvailable") or want or 1),
+            strategy,
+        )
+    for victim in victims:
         writes.append(
             _delete(
                 rt,

@@ -8,7 +8,7 @@ from typing import Any
 
 from grove.api import PodCliqueSet
 from grove.api import constants as c
-from grove.expansion import claims, naming, pod, podclique, podgang, scalinggroup, service, startup
+from grove.expansion import claims, hpa, naming, pod, podclique, podgang, scalinggroup, service, startup
 from grove.expansion import spec as specs
 
 
@@ -23,6 +23,7 @@ class Graph:
     scaling_groups: list[dict[str, Any]] = field(default_factory=list)
     podgangs: list[dict[str, Any]] = field(default_factory=list)
     pods: list[dict[str, Any]] = field(default_factory=list)
+    hpas: list[dict[str, Any]] = field(default_factory=list)
 
     def objects(self) -> list[dict[str, Any]]:
         return [
@@ -32,6 +33,7 @@ class Graph:
             *self.podcliques,
             *self.podgangs,
             *self.pods,
+            *self.hpas,
         ]
 
 
@@ -71,6 +73,7 @@ def expand(pcs_json: dict[str, Any], *, startup_wait_image: str = startup.DEFAUL
             for k in range(int(pclq["spec"]["replicas"])):
                 graph.pods.append(pod.desired_pod(pclq, k, startup_wait_image=startup_wait_image, pcs=pcs))
         graph.podgangs.extend(podgang.podgangs(pcs, owner, i, group_replicas, counts))
+        graph.hpas.extend(hpa.hpas(pcs, owner, i))
     return graph
 
 
@@ -100,6 +103,9 @@ def tree(graph: Graph) -> str:
         elif kind == c.KIND_PODGANG:
             groups = ", ".join(f"{g['name']}(min {g['minReplicas']})" for g in spec.get("podgroups") or [])
             extra = f"  podgroups: {groups}"
+        elif kind == hpa.KIND:
+            target = spec.get("scaleTargetRef") or {}
+            extra = f"  {target.get('kind')}/{target.get('name')} {spec.get('minReplicas')}..{spec.get('maxReplicas')}"
         elif kind == "Pod":
             extra = f"  hostname={spec.get('hostname')} subdomain={spec.get('subdomain')}"
         return f"{kind} {name}{extra}"

@@ -519,3 +519,157 @@ def test_operator_runs_the_computedomain_controller(cluster: Any, namespace: str
     rct = wait_for("channel template", template, op=operator)
     uid = get(cluster, namespace, m.PLURAL, "cd")["metadata"]["uid"]
     assert rct["metadata"]["ownerReferences"][0]["uid"] == uid
+
+
+# ------------------------------------------------------------------------------------------ rolling update
+
+
+def _watch_ready(cluster: Any, namespace: str, selector: str, stop: Any, seen: list[int]) -> None:
+    """Ready, non-terminating pods matching `selector` after every watch event (each event is a consistent
+    state of the server at its resourceVersion, so a dip however short is seen)."""
+    from kubernetes import client, watch
+
+    core = client.CoreV1Api(cluster.api_client)
+    listed = core.list_namespaced_pod(namespace, label_selector=selector)
+    state = {p.metadata.name: p for p in listed.items}
+    rv = listed.metadata.resource_version
+
+    def ready_count() -> int:
+        return sum(
+            not p.metadata.deletion_timestamp
+            and any(cond.type == "Ready" and cond.status == "True" for cond in (p.status.conditions or []))
+            for p in state.values()
+        )
+
+    seen.append(ready_count())
+    while not stop.is_set():
+        w = watch.Watch()
+        for event in w.stream(
+            core.list_namespaced_pod, namespace, label_selector=selector, resource_version=rv, timeout_seconds=2
+        ):
+            obj = event["object"]
+            rv = obj.metadata.resource_version
+            if event["type"] == "DELETED":
+                state.pop(obj.metadata.name, None)
+            else:
+                state[obj.metadata.name] = obj
+            seen.append(ready_count())
+            if stop.is_set():
+                w.stop()
+
+
+def test_rolling_update_replaces_pods_without_breaching_min_available(
+    cluster: Any, namespace: str, operator: Operator
+) -> None:
+    import threading
+
+    pcs = load(ROOT / "examples/single-node-disaggregated.yaml", namespace)
+    name = pcs["metadata"]["name"]
+    decode = next(i for i, cl in enumerate(pcs["spec"]["template"]["cliques"]) if cl["name"] == "decode")
+    min_available = pcs["spec"]["template"]["cliques"][decode]["spec"]["minAvailable"]
+    replicas = pcs["spec"]["template"]["cliques"][decode]["spec"]["replicas"]
+    apply(cluster, pcs)
+    cluster.kubectl("wait", "--for=condition=Ready", f"pcs/{name}", "-n", namespace, "--timeout=120s", timeout=130)
+    pclq = f"{name}-0-decode"
+    old_hash = get(cluster, namespace, "pclq", pclq)["metadata"]["labels"][c.LABEL_POD_TEMPLATE_HASH]
+    prefill_uids = {p["metadata"]["uid"] for p in pods(cluster, namespace, f"{c.LABEL_PODCLIQUE}={name}-0-prefill")}
+
+    stop = threading.Event()
+    seen: list[int] = []
+    watcher = threading.Thread(
+        target=_watch_ready, args=(cluster, namespace, f"{c.LABEL_PODCLIQUE}={pclq}", stop, seen), daemon=True
+    )
+    watcher.start()
+    wait_for("watch started", lambda: seen)
+    patch = [
+        {
+            "op": "replace",
+            "path": f"/spec/template/cliques/{decode}/spec/podSpec/containers/0/image",
+            "value": "registry.k8s.io/pause:3.9",
+        }
+    ]
+    cluster.kubectl("patch", "pcs", name, "-n", namespace, "--type=json", "-p", json.dumps(patch))
+    new_hash = wait_for(
+        "new pod-template hash on the PodClique",
+        lambda: (
+            (h := get(cluster, namespace, "pclq", pclq)["metadata"]["labels"][c.LABEL_POD_TEMPLATE_HASH]) != old_hash
+            and h
+        ),
+        op=operator,
+    )
+
+    def rolled() -> bool:
+        current = [p for p in pods(cluster, namespace, f"{c.LABEL_PODCLIQUE}={pclq}")]
+        return len(current) == replicas and all(
+            p["metadata"]["labels"].get(c.LABEL_POD_TEMPLATE_HASH) == new_hash
+            and not p["metadata"].get("deletionTimestamp")
+            and p["spec"]["containers"][0]["image"] == "registry.k8s.io/pause:3.9"
+            and any(
+                cond["type"] == "Ready" and cond["status"] == "True" for cond in p["status"].get("conditions") or []
+            )
+            for p in current
+        )
+
+    wait_for("every decode pod replaced and Ready", rolled, timeout=180, op=operator)
+    stop.set()
+    watcher.join(timeout=10)
+
+    def pcs_ready_again() -> bool:
+        obj = get(cluster, namespace, "pcs", name)
+        st = obj.get("status") or {}
+        return st.get("observedGeneration") == obj["metadata"]["generation"] and any(
+            cond["type"] == "Ready" and cond["status"] == "True" for cond in st.get("conditions") or []
+        )
+
+    wait_for("PodCliqueSet Ready again", pcs_ready_again, op=operator)
+    status = get(cluster, namespace, "pclq", pclq)["status"]
+    assert status["updatedReplicas"] == replicas
+    assert status["readyReplicas"] == replicas
+    # Ready decode pods never fell below minAvailable, and some pod was replaced in between.
+    assert len(seen) > 1
+    assert min(seen) >= min_available, seen
+    # The other clique's pods were not touched.
+    assert {p["metadata"]["uid"] for p in pods(cluster, namespace, f"{c.LABEL_PODCLIQUE}={name}-0-prefill")} == (
+        prefill_uids
+    )
+    cluster.kubectl("delete", "pcs", name, "-n", namespace, "--wait=true", "--timeout=60s", timeout=70)
+
+
+# ------------------------------------------------------------------------------------------------------ HPAs
+
+
+def hpas(cluster: Any, namespace: str) -> dict[str, dict[str, Any]]:
+    out = cluster.kubectl("get", "horizontalpodautoscalers.autoscaling", "-n", namespace, "-o", "json").stdout
+    return {h["metadata"]["name"]: h for h in json.loads(out)["items"] if not h["metadata"].get("deletionTimestamp")}
+
+
+def test_hpas_for_autoscaling_config(cluster: Any, namespace: str, operator: Operator) -> None:
+    pcs = load(ROOT / "examples/autoscaling.yaml", namespace)
+    name = pcs["metadata"]["name"]
+    apply(cluster, pcs)
+    wait_for("HPAs", lambda: len(hpas(cluster, namespace)) == 2, op=operator)
+    found = hpas(cluster, namespace)
+    uid = get(cluster, namespace, "pcs", name)["metadata"]["uid"]
+    expected = {f"{name}-0-frontend": ("PodClique", 1, 5), f"{name}-0-model": ("PodCliqueScalingGroup", 1, 4)}
+    assert set(found) == set(expected)
+    for hpa_name, (kind, low, high) in expected.items():
+        spec = found[hpa_name]["spec"]
+        assert spec["scaleTargetRef"] == {"apiVersion": "grove.io/v1alpha1", "kind": kind, "name": hpa_name}
+        assert (spec["minReplicas"], spec["maxReplicas"]) == (low, high)
+        (owner,) = found[hpa_name]["metadata"]["ownerReferences"]
+        assert (owner["kind"], owner["uid"], owner["controller"]) == ("PodCliqueSet", uid, True)
+        assert found[hpa_name]["metadata"]["labels"][c.LABEL_COMPONENT] == c.COMPONENT_HPA
+    time.sleep(3)  # steady state: the operator never patches an HPA it created (generation stays 1)
+    assert {n: h["metadata"]["generation"] for n, h in hpas(cluster, namespace).items()} == dict.fromkeys(expected, 1)
+    # Scale-out of the PCS adds the new replica's HPAs, scale-in removes them.
+    cluster.kubectl("scale", "pcs", name, "-n", namespace, "--replicas=2")
+    wait_for("HPAs of replica 1", lambda: len(hpas(cluster, namespace)) == 4, op=operator)
+    cluster.kubectl("scale", "pcs", name, "-n", namespace, "--replicas=1")
+    wait_for("HPAs of replica 1 gone", lambda: set(hpas(cluster, namespace)) == set(expected), op=operator)
+    # Removing the config deletes the HPA.
+    groups = get(cluster, namespace, "pcs", name)["spec"]["template"]["podCliqueScalingGroups"]
+    patch = [{"op": "remove", "path": "/spec/template/podCliqueScalingGroups/0/scaleConfig"}]
+    assert groups[0]["name"] == "model"
+    cluster.kubectl("patch", "pcs", name, "-n", namespace, "--type=json", "-p", json.dumps(patch))
+    wait_for("scaleConfig HPA deleted", lambda: set(hpas(cluster, namespace)) == {f"{name}-0-frontend"}, op=operator)
+    cluster.kubectl("delete", "pcs", name, "-n", namespace, "--wait=true", "--timeout=60s", timeout=70)
