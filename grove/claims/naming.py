@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 
 from grove.claims.constants import DEVICES_TEMPLATE_SUFFIX, MAX_POD_CLAIM_NAME
+from grove.expansion import naming as objects
 
 
 def all_replicas_claim(owner: str, template: str) -> str:
@@ -23,18 +24,16 @@ def per_replica_claim(owner: str, index: int, template: str) -> str:
     return f"{owner}-{index}-{template}"
 
 
-def scaling_group_fqn(pcs: str, replica: int, group: str) -> str:
-    """`<pcs>-<i>-<sg>`."""
-    return f"{pcs}-{replica}-{group}"
-
-
 def podclique_fqn(
     pcs: str, replica: int, clique: str, group: str | None = None, group_replica: int | None = None
 ) -> str:
-    """`<pcs>-<i>-<clique>` or, inside a scaling group, `<pcs>-<i>-<sg>-<j>-<clique>`."""
+    """`<pcs>-<i>-<clique>` or, inside a scaling group, `<pcs>-<i>-<sg>-<j>-<clique>`: the operator's own names
+    (grove.expansion.naming), so a claim's owner name always matches the object the operator creates."""
     if group is None:
-        return f"{pcs}-{replica}-{clique}"
-    return f"{scaling_group_fqn(pcs, replica, group)}-{group_replica or 0}-{clique}"
+        return objects.podclique_name(pcs, replica, clique)
+    return objects.scaling_group_podclique_name(
+        objects.scaling_group_name(pcs, replica, group), group_replica or 0, clique
+    )
 
 
 def devices_template(clique: str) -> str:

@@ -28,6 +28,7 @@ from grove.api import constants as c
 from grove.api.podcliqueset import PodCliqueScalingGroupConfig
 from grove.claims import naming
 from grove.claims.devicespec import has_devices
+from grove.expansion import naming as objects
 
 Source = Literal["internal", "external", "devices"]
 
@@ -160,7 +161,7 @@ def pod_claims(
     out += _level(pcs, name, sharing, replica, match, _replica_labels(replica))
     if group is not None:
         cfg = _group_config(pcs, group)
-        sg_fqn = naming.scaling_group_fqn(name, replica, group)
+        sg_fqn = objects.scaling_group_name(name, replica, group)
         j = group_replica or 0
         out += _level(pcs, sg_fqn, cfg.resource_sharing, None, [clique], _group_labels(replica, sg_fqn))
         out += _level(pcs, sg_fqn, cfg.resource_sharing, j, [clique], _group_labels(replica, sg_fqn, j))
@@ -201,7 +202,7 @@ def replica_claims(
     out = _level(pcs, name, pcs.spec.template.resource_sharing, replica, None, _replica_labels(replica))
     group_counts = dict(group_replicas or {})
     for cfg in pcs.spec.template.pod_clique_scaling_groups or []:
-        sg_fqn = naming.scaling_group_fqn(name, replica, cfg.name)
+        sg_fqn = objects.scaling_group_name(name, replica, cfg.name)
         out += _level(pcs, sg_fqn, cfg.resource_sharing, None, None, _group_labels(replica, sg_fqn))
         for j in range(group_counts.get(cfg.name, cfg.replicas)):
             out += _level(pcs, sg_fqn, cfg.resource_sharing, j, None, _group_labels(replica, sg_fqn, j))
@@ -214,7 +215,7 @@ def replica_claims(
         if cfg_or_none is None:
             owners: list[tuple[str, dict[str, str]]] = [(naming.podclique_fqn(name, replica, tpl.name), {})]
         else:
-            sg_fqn = naming.scaling_group_fqn(name, replica, cfg_or_none.name)
+            sg_fqn = objects.scaling_group_name(name, replica, cfg_or_none.name)
             owners = [
                 (
                     naming.podclique_fqn(name, replica, tpl.name, cfg_or_none.name, j),
