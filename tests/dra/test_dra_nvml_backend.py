@@ -6,6 +6,7 @@ tests also prove the backend is read-only.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -160,7 +161,7 @@ def test_prepare_returns_device_nodes(tmp_path: Path) -> None:
     (caps / "ci0").mkdir(parents=True)
     (caps / "access").write_text("DeviceFileMinor: 21\nDeviceFileMode: 292\n")
     (caps / "ci0" / "access").write_text("DeviceFileMinor: 22\n")
-    b = NvmlBackend(nvml=FakeNvml(count=2, mig={0: [("3g.40gb", 4, 2)]}), proc_root=tmp_path)
+    b = NvmlBackend(nvml=FakeNvml(count=2, mig={0: [("3g.40gb", 4, 2)]}), proc_root=tmp_path, state_dir=tmp_path)
     mig, gpu = b.discover()
     assert b.prepare("c", gpu, DeviceConfig("GpuConfig")).device_nodes == ["/dev/nvidia1"]
     assert b.prepare("c", mig, DeviceConfig("MigDeviceConfig")).device_nodes == [
@@ -168,11 +169,71 @@ def test_prepare_returns_device_nodes(tmp_path: Path) -> None:
     assert "/dev/nvidiactl" in b.common_edits().device_nodes
 
 
-def test_sharing_is_refused_because_backend_is_read_only() -> None:
-    b = NvmlBackend(nvml=FakeNvml(count=1))
-    dev = b.discover()[0]
-    with pytest.raises(BackendError, match="read-only"):
-        b.prepare("c", dev, DeviceConfig("GpuConfig", strategy="TimeSlicing"))
+def fake_smi(tmp_path: Path, fail: bool = False) -> tuple[str, Path]:
+    """An ``nvidia-smi`` that records its arguments (and can fail, like a GPU that refuses a setting)."""
+    log = tmp_path / "smi.log"
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text(f"#!/bin/sh\necho \"$*\" >> {log}\n" + ("echo 'Insufficient Permissions' >&2; exit 4\n" if fail else ""))
+    smi.chmod(0o755)
+    return str(smi), log
+
+
+def test_time_slicing_and_mps_compute_mode_through_nvidia_smi(tmp_path: Path) -> None:
+    smi, log = fake_smi(tmp_path)
+    b = NvmlBackend(nvml=FakeNvml(count=2), state_dir=tmp_path, nvidia_smi=smi)
+    g0, g1 = b.discover()
+    edits = b.prepare("c", g0, DeviceConfig("GpuConfig", strategy="TimeSlicing", time_slice_interval="Long"))
+    assert "GROVE_DRA_DEVICE_GPU_0_TIMESLICE_INTERVAL=Long" in edits.env
+    b.prepare("c", g1, DeviceConfig("GpuConfig", strategy="MPS"))
+    u0, u1 = g0.uuid, g1.uuid
+    assert log.read_text().splitlines() == [
+        f"-i {u0} -c DEFAULT", f"compute-policy -i {u0} --set-timeslice=3", f"-i {u1} -c EXCLUSIVE_PROCESS"]
+    log.unlink()
+    b.unprepare("other-claim", "gpu-0")  # not this claim's device: nothing is reset
+    assert not log.exists()
+    b.unprepare("c", "gpu-0")
+    b.unprepare("c", "gpu-1")
+    assert log.read_text().splitlines() == [
+        f"compute-policy -i {u0} --set-timeslice=0", f"-i {u0} -c DEFAULT", f"-i {u1} -c DEFAULT"]
+    assert json.loads((tmp_path / "gpu-settings.json").read_text()) == {}
+
+
+def test_a_refused_setting_is_a_backend_error(tmp_path: Path) -> None:
+    smi, _ = fake_smi(tmp_path, fail=True)
+    b = NvmlBackend(nvml=FakeNvml(count=1), state_dir=tmp_path, nvidia_smi=smi)
+    with pytest.raises(BackendError, match="Insufficient Permissions"):
+        b.prepare("c", b.discover()[0], DeviceConfig("GpuConfig", strategy="TimeSlicing", time_slice_interval="Short"))
+
+
+def test_cdi_edits_carry_driver_libraries_and_binaries(tmp_path: Path) -> None:
+    """A fake driver root laid out like an Ubuntu host with driver 570.133.20."""
+    root = tmp_path / "driver-root"
+    lib = root / "usr/lib/x86_64-linux-gnu"
+    lib.mkdir(parents=True)
+    for name in ("libcuda.so.570.133.20", "libnvidia-ml.so.570.133.20", "libnvidia-ptxjitcompiler.so.570.133.20",
+                 "libcuda.so.1", "libfoo.so.1.2.3"):
+        (lib / name).write_text("")
+    (root / "usr/bin").mkdir(parents=True)
+    for name in ("nvidia-smi", "nvidia-cuda-mps-control", "nvidia-cdi-hook", "unrelated"):
+        (root / "usr/bin" / name).write_text("")
+    fw = root / "lib/firmware/nvidia/570.133.20"
+    fw.mkdir(parents=True)
+    (fw / "gsp_ga10x.bin").write_text("")
+    b = NvmlBackend(nvml=FakeNvml(count=1), state_dir=tmp_path, driver_root=root)
+    b.discover()
+    common = b.common_edits()
+    mounts = {m["containerPath"]: m for m in common.mounts}
+    assert sorted(mounts) == [
+        "/lib/firmware/nvidia/570.133.20/gsp_ga10x.bin",
+        "/usr/bin/nvidia-cuda-mps-control", "/usr/bin/nvidia-smi",
+        "/usr/lib/x86_64-linux-gnu/libcuda.so.570.133.20", "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.570.133.20",
+        "/usr/lib/x86_64-linux-gnu/libnvidia-ptxjitcompiler.so.570.133.20"]
+    assert mounts["/usr/bin/nvidia-smi"]["hostPath"] == str(root / "usr/bin/nvidia-smi")
+    assert "ro" in mounts["/usr/bin/nvidia-smi"]["options"]
+    assert [h["args"][1] for h in common.hooks] == ["create-symlinks", "update-ldcache"]
+    assert common.hooks[1]["args"][-1] == "/usr/lib/x86_64-linux-gnu"
+    assert "NVIDIA_VISIBLE_DEVICES=void" in common.env and "/dev/nvidiactl" in common.device_nodes
+    assert b.nvidia_smi == str(root / "usr/bin/nvidia-smi")
 
 
 def test_health_reports_lost_devices() -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from grove.dra.opaqueconfig import ConfigError, decode, resolve
+from grove.dra.opaqueconfig import ConfigError, check_device, decode, pinned_memory_limits, resolve
 
 DRV = "gpu.nvidia.com"
 
@@ -31,6 +31,28 @@ def test_valid_configs() -> None:
     m = decode({"apiVersion": "resource.nvidia.com/v1beta1", "kind": "MigDeviceConfig",
                 "sharing": {"strategy": "MPS", "mpsConfig": {"defaultActiveThreadPercentage": 50}}})
     assert m.mps == {"defaultActiveThreadPercentage": 50}
+    full = decode(gpu_cfg(strategy="MPS", mpsConfig={
+        "defaultActiveThreadPercentage": 0, "defaultPinnedDeviceMemoryLimit": "10Gi",
+        "defaultPerDevicePinnedMemoryLimit": {"0": "5Gi"}, "multiUser": True}))
+    assert full.mps["multiUser"] is True and full.mps["defaultPerDevicePinnedMemoryLimit"] == {"0": "5Gi"}
+    ch = decode({"apiVersion": "resource.nvidia.com/v1beta1", "kind": "ComputeDomainChannelConfig", "domainID": "d"})
+    assert (ch.domain_id, ch.allocation_mode) == ("d", "Single")
+
+
+def test_pinned_memory_limits_follow_nvidia_normalize() -> None:
+    mps = {"defaultPinnedDeviceMemoryLimit": "10Gi", "defaultPerDevicePinnedMemoryLimit": {"1": "5Gi", "GPU-a": "1Gi"}}
+    assert pinned_memory_limits(mps, ["GPU-a", "GPU-b"]) == {"GPU-a": "1024M", "GPU-b": "5120M"}
+    with pytest.raises(ConfigError, match="invalid device"):
+        pinned_memory_limits({"defaultPerDevicePinnedMemoryLimit": {"7": "1Gi"}}, ["GPU-a"])
+    with pytest.raises(ConfigError, match="too low"):
+        pinned_memory_limits({"defaultPinnedDeviceMemoryLimit": "1Ki"}, ["GPU-a"])
+
+
+def test_multi_user_needs_volta() -> None:
+    cfg = decode(gpu_cfg(strategy="MPS", mpsConfig={"multiUser": True}))
+    check_device(cfg, "gpu-0", "7.0")
+    with pytest.raises(ConfigError, match="needs compute capability >= 7.0"):
+        check_device(cfg, "gpu-0", "6.1")
 
 
 @pytest.mark.parametrize("params,msg", [
@@ -38,8 +60,17 @@ def test_valid_configs() -> None:
     ({"apiVersion": "resource.nvidia.com/v1beta1", "kind": "Nope"}, "unsupported kind"),
     (gpu_cfg(strategy="Bogus"), "strategy: must be one of"),
     (gpu_cfg(strategy="TimeSlicing", timeSlicingConfig={"interval": "Forever"}), "interval: must be one of"),
-    (gpu_cfg(strategy="MPS", timeSlicingConfig={}), "only valid with strategy TimeSlicing"),
-    (gpu_cfg(strategy="MPS", mpsConfig={"defaultActiveThreadPercentage": 150}), r"\[0, 100\]"),
+    (gpu_cfg(strategy="MPS", timeSlicingConfig={}), "cannot use timeSlicingConfig with the 'MPS' strategy"),
+    (gpu_cfg(strategy="TimeSlicing", mpsConfig={}), "cannot use mpsConfig with the 'TimeSlicing' strategy"),
+    (gpu_cfg(strategy="MPS", mpsConfig={"defaultActiveThreadPercentage": 150}),
+     "defaultActiveThreadPercentage: Input should be less than or equal to 100"),
+    (gpu_cfg(strategy="MPS", mpsConfig={"default_active_thread_percentage": 5}),
+     "mpsConfig.default_active_thread_percentage: unknown field"),
+    (gpu_cfg(strategy="MPS", mpsConfig={"multiUser": "yes"}), "multiUser"),
+    (gpu_cfg(strategy="MPS", mpsConfig={"defaultPerDevicePinnedMemoryLimit": {"0": "x"}}), "not a quantity"),
+    ({"apiVersion": "resource.nvidia.com/v1beta1", "kind": "ComputeDomainChannelConfig"}, "domainID: Field required"),
+    ({"apiVersion": "resource.nvidia.com/v1beta1", "kind": "ComputeDomainChannelConfig", "domainID": "u",
+      "allocationMode": "Some"}, "allocationMode: must be one of 'Single' or 'All'"),
     (gpu_cfg(strategy="MPS", mpsConfig={"defaultPinnedDeviceMemoryLimit": "lots"}), "not a quantity"),
     ({**gpu_cfg(), "sharin": {}}, "unknown field"),
     ({"apiVersion": "resource.nvidia.com/v1beta1", "kind": "MigDeviceConfig",

@@ -18,5 +18,5 @@ def make_backend(kind: str, node: str, state_dir: Path, simulated_config: Path |
     if kind == "nvml":
         from grove.dra.backends.nvml import NvmlBackend
 
-        return NvmlBackend()
+        return NvmlBackend(state_dir=state_dir)
     raise ValueError(f"unknown backend {kind!r}")

@@ -7,10 +7,14 @@ checkpoint does); it may keep its own bookkeeping to refuse a device that is alr
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 from grove.dra.devices import AllocatableDevice
+from grove.dra.fsutil import atomic_write
+from grove.dra.mps import MpsLauncher
 from grove.dra.opaqueconfig import DeviceConfig
 
 
@@ -24,6 +28,8 @@ class ContainerEdits:
 
     env: list[str] = field(default_factory=list)
     device_nodes: list[str] = field(default_factory=list)
+    mounts: list[dict[str, Any]] = field(default_factory=list)  # CDI {hostPath, containerPath, options}
+    hooks: list[dict[str, Any]] = field(default_factory=list)  # CDI {hookName, path, args}
 
     def to_cdi(self) -> dict[str, object]:
         edits: dict[str, object] = {}
@@ -31,7 +37,52 @@ class ContainerEdits:
             edits["env"] = list(self.env)
         if self.device_nodes:
             edits["deviceNodes"] = [{"path": p} for p in self.device_nodes]
+        if self.mounts:
+            edits["mounts"] = list(self.mounts)
+        if self.hooks:
+            edits["hooks"] = list(self.hooks)
         return edits
+
+
+def device_env(device: AllocatableDevice, config: DeviceConfig) -> list[str]:
+    """Per-device env both backends put in the CDI spec (names carry the device, so two never clash):
+    the UUID, and the sharing settings applied, as NVIDIA's example driver reports them."""
+    var = "GROVE_DRA_DEVICE_" + device.name.upper().replace("-", "_")
+    env = [f"{var}={device.uuid}"]
+    if config.strategy:
+        env.append(f"{var}_SHARING_STRATEGY={config.strategy}")
+    if config.time_slice_interval:
+        env.append(f"{var}_TIMESLICE_INTERVAL={config.time_slice_interval}")
+    return env
+
+
+class GpuSettings:
+    """What a backend changed on each device (compute mode, time slice), so unprepare can reset it and a
+    restart knows it: ``<state_dir>/gpu-settings.json``, device -> {claim, computeMode, timeSlice}."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> dict[str, dict[str, Any]]:
+        try:
+            data: dict[str, dict[str, Any]] = json.loads(self.path.read_text())
+            return data
+        except (OSError, ValueError):
+            return {}
+
+    def set(self, device: str, claim_uid: str, compute_mode: str, time_slice: str) -> None:
+        data = self.load()
+        data[device] = {"claim": claim_uid, "computeMode": compute_mode, "timeSlice": time_slice}
+        atomic_write(self.path, json.dumps(data, sort_keys=True, indent=1).encode(), durable=False)
+
+    def pop(self, device: str, claim_uid: str | None = None) -> dict[str, Any] | None:
+        data = self.load()
+        entry = data.get(device)
+        if entry is None or (claim_uid is not None and entry.get("claim") != claim_uid):
+            return None
+        del data[device]
+        atomic_write(self.path, json.dumps(data, sort_keys=True, indent=1).encode(), durable=False)
+        return entry
 
 
 @dataclass(frozen=True)
@@ -47,6 +98,7 @@ class DeviceBackend(Protocol):
     """Discovery and per-device prepare/unprepare."""
 
     name: str
+    mps_launcher: MpsLauncher  # how this node runs an MPS control daemon
 
     def discover(self) -> list[AllocatableDevice]:
         """All devices this node offers, read-only (never changes MIG mode or GPU settings)."""
@@ -57,11 +109,12 @@ class DeviceBackend(Protocol):
         ...
 
     def prepare(self, claim_uid: str, device: AllocatableDevice, config: DeviceConfig) -> ContainerEdits:
-        """Make ``device`` usable by the claim; idempotent for the same claim."""
+        """Make ``device`` usable by the claim, applying its sharing settings (time slice, compute mode
+        EXCLUSIVE_PROCESS for MPS); idempotent for the same claim. ``config`` is already validated."""
         ...
 
     def unprepare(self, claim_uid: str, device_name: str) -> None:
-        """Undo ``prepare``; a no-op for devices not prepared for this claim."""
+        """Undo ``prepare`` (settings back to default); a no-op for devices not prepared for this claim."""
         ...
 
     def reset(self, active: dict[str, str]) -> None:

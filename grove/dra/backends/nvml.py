@@ -1,17 +1,22 @@
 """Real GPUs through NVML (``nvidia-ml-py``), strictly read-only.
 
-Discovers full GPUs and the MIG devices that already exist. It never changes MIG mode, creates or
-destroys GPU/compute instances, or sets compute mode / time slices: those need a GPU reset or affect
-other tenants, and are out of scope for this driver. A GPU with MIG mode on offers only its MIG
-devices (its full form can't be used without disabling MIG). Sharing strategies in opaque configs
-would need such settings, so preparing a device with one is refused with a clear per-claim error.
+Discovers full GPUs and the MIG devices that already exist. It never changes MIG mode or creates or
+destroys GPU/compute instances (those need a GPU reset or affect other tenants). A GPU with MIG mode on
+offers only its MIG devices (its full form can't be used without disabling MIG).
 
-The ``nvml`` module is injectable so tests can pass a fake modelled on an H100.
+Sharing is applied as NVIDIA's driver applies it, through ``nvidia-smi`` (issue 12): TimeSlicing sets
+compute mode DEFAULT and ``compute-policy --set-timeslice``; MPS sets compute mode EXCLUSIVE_PROCESS
+(the daemon itself is run by ``grove.dra.mps`` with ``nvidia-cuda-mps-control -d``). Unprepare resets
+both. CDI edits carry the device nodes plus the driver's libraries and binaries as the container
+toolkit lists them (``grove.dra.driverfiles``).
+
+The ``nvml`` module and the ``nvidia-smi`` path are injectable so tests can pass fakes.
 """
 
 from __future__ import annotations
 
 import re
+import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,9 +24,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from grove.dra.backends.base import BackendError, ContainerEdits, DeviceHealth
+from grove.dra.backends.base import BackendError, ContainerEdits, DeviceHealth, GpuSettings, device_env
 from grove.dra.devices import AllocatableDevice, GpuInfo, MigProfile
-from grove.dra.opaqueconfig import DeviceConfig
+from grove.dra.driverfiles import driver_files, find_binary
+from grove.dra.mps import ControlDaemonLauncher
+from grove.dra.opaqueconfig import INTERVAL_VALUES, DeviceConfig
 
 ARCHITECTURES = {
     2: "Kepler",
@@ -85,7 +92,13 @@ class NvmlBackend:
     name = "nvml"
 
     def __init__(
-        self, nvml: ModuleType | Any | None = None, proc_root: Path = Path("/proc"), sys_root: Path = Path("/sys")
+        self,
+        nvml: ModuleType | Any | None = None,
+        proc_root: Path = Path("/proc"),
+        sys_root: Path = Path("/sys"),
+        state_dir: Path = Path("/var/lib/kubelet/plugins/gpu.nvidia.com"),
+        driver_root: Path = Path("/"),
+        nvidia_smi: str | None = None,
     ) -> None:
         if nvml is None:
             import pynvml
@@ -94,6 +107,11 @@ class NvmlBackend:
         self.nvml = nvml
         self.proc_root = proc_root
         self.sys_root = sys_root
+        self.driver_root = driver_root
+        self.nvidia_smi = nvidia_smi or str(find_binary(driver_root, "nvidia-smi") or "nvidia-smi")
+        control = find_binary(driver_root, "nvidia-cuda-mps-control")
+        self.mps_launcher = ControlDaemonLauncher(str(control or "nvidia-cuda-mps-control"))
+        self.settings = GpuSettings(state_dir / "gpu-settings.json")
         self._lock = threading.Lock()
         self._devices: dict[str, AllocatableDevice] = {}
 
@@ -180,14 +198,34 @@ class NvmlBackend:
         return devices
 
     def common_edits(self) -> ContainerEdits:
-        return ContainerEdits(device_nodes=list(COMMON_DEVICE_NODES))
+        versions = {d.gpu.driver_version for d in self._devices.values()}
+        mounts, hooks = driver_files(self.driver_root, versions.pop()) if len(versions) == 1 else ([], [])
+        # NVIDIA_VISIBLE_DEVICES=void: devices come only through CDI; a legacy-mode nvidia-container-runtime
+        # must not inject GPUs of its own (NVIDIA's plugins write the same into their base specs)
+        return ContainerEdits(env=["NVIDIA_VISIBLE_DEVICES=void"], device_nodes=list(COMMON_DEVICE_NODES),
+                              mounts=mounts, hooks=hooks)
+
+    def _smi(self, *args: str) -> None:
+        try:
+            r = subprocess.run([self.nvidia_smi, *args], capture_output=True, text=True, timeout=60, check=False)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise BackendError(f"{self.nvidia_smi} {' '.join(args)}: {e}") from e
+        if r.returncode != 0:
+            raise BackendError(f"{self.nvidia_smi} {' '.join(args)} failed: {(r.stderr or r.stdout).strip()}")
+
+    def _apply_sharing(self, claim_uid: str, device: AllocatableDevice, config: DeviceConfig) -> None:
+        """NVIDIA's TimeSlicingManager / MPS compute mode, on the physical GPU (MIG: its parent)."""
+        gpu = device.gpu.uuid
+        if config.strategy == "TimeSlicing" and device.type == "gpu":
+            interval = config.time_slice_interval or "Default"
+            self._smi("-i", gpu, "-c", "DEFAULT")
+            self._smi("compute-policy", "-i", gpu, f"--set-timeslice={INTERVAL_VALUES[interval]}")
+            self.settings.set(device.name, claim_uid, "DEFAULT", interval)
+        elif config.strategy == "MPS":
+            self._smi("-i", gpu, "-c", "EXCLUSIVE_PROCESS")
+            self.settings.set(device.name, claim_uid, "EXCLUSIVE_PROCESS", "Default")
 
     def prepare(self, claim_uid: str, device: AllocatableDevice, config: DeviceConfig) -> ContainerEdits:
-        if config.strategy is not None:
-            raise BackendError(
-                f"device {device.name}: sharing strategy {config.strategy} needs GPU settings changes, "
-                "which this driver's NVML backend never makes (read-only)"
-            )
         with self._session() as n:
             try:
                 n.nvmlDeviceGetHandleByUUID(device.uuid)
@@ -200,13 +238,35 @@ class NvmlBackend:
                 if cap is None:
                     raise BackendError(f"device {device.name}: MIG capability file for gi{device.mig_gi_id} missing")
                 nodes.append(f"/dev/nvidia-caps/nvidia-cap{cap}")
-        return ContainerEdits(device_nodes=nodes)
+        self._apply_sharing(claim_uid, device, config)
+        return ContainerEdits(env=device_env(device, config), device_nodes=nodes)
+
+    def _restore(self, device_name: str, entry: dict[str, object]) -> None:
+        d = self._devices.get(device_name)
+        if d is None:
+            return
+        if entry.get("timeSlice") not in (None, "Default"):
+            self._smi("compute-policy", "-i", d.gpu.uuid, "--set-timeslice=0")
+        if entry.get("computeMode") != "DEFAULT" or entry.get("timeSlice") not in (None, "Default"):
+            self._smi("-i", d.gpu.uuid, "-c", "DEFAULT")
 
     def unprepare(self, claim_uid: str, device_name: str) -> None:
-        """Nothing to undo: prepare changed no GPU state."""
+        """Reset the sharing settings prepare applied (NVIDIA resets time slice and compute mode)."""
+        entry = self.settings.load().get(device_name)
+        if entry is None or entry.get("claim") != claim_uid:
+            return
+        self._restore(device_name, entry)
+        self.settings.pop(device_name, claim_uid)
 
     def reset(self, active: dict[str, str]) -> None:
-        """Nothing is kept per claim (prepare changes no GPU state)."""
+        """Reset settings left by claims the driver no longer knows about."""
+        for dev, entry in self.settings.load().items():
+            if active.get(dev) != entry.get("claim"):
+                try:
+                    self._restore(dev, entry)
+                except BackendError:
+                    continue  # keep the entry: retried at the next start
+                self.settings.pop(dev)
 
     def health(self) -> dict[str, DeviceHealth]:
         out: dict[str, DeviceHealth] = {}

@@ -14,7 +14,9 @@ Config (YAML), per node with defaults::
 UUIDs derive from the node name so they are stable across restarts. Prepared devices are recorded in
 ``<state_dir>/simulated-devices.json`` (device -> claim UID) so the backend, like real hardware with
 exclusive access, refuses a device that another claim holds; every completed prepare is appended to
-``simulated-prepare.log`` so tests can prove nothing was prepared twice.
+``simulated-prepare.log`` so tests can prove nothing was prepared twice. Sharing settings a real GPU
+would get (time slice, compute mode) are recorded in ``gpu-settings.json``, and MPS control daemons are
+real stand-in processes (``grove.dra.mps_standin``).
 """
 
 from __future__ import annotations
@@ -30,10 +32,11 @@ from typing import Any
 
 import yaml
 
-from grove.dra.backends.base import BackendError, ContainerEdits, DeviceHealth
+from grove.dra.backends.base import BackendError, ContainerEdits, DeviceHealth, GpuSettings, device_env
 from grove.dra.backends.catalog import MODELS, place
 from grove.dra.devices import AllocatableDevice, GpuInfo
 from grove.dra.fsutil import atomic_write
+from grove.dra.mps import StandinLauncher
 from grove.dra.opaqueconfig import DeviceConfig
 
 # Test hook: seconds each prepare sleeps before it takes effect (lets fault tests kill mid-prepare).
@@ -73,6 +76,8 @@ class SimulatedBackend:
         self.state_dir = state_dir
         self._lock = threading.Lock()
         self.config = load_node_config(config_path, node)
+        self.settings = GpuSettings(state_dir / "gpu-settings.json")
+        self.mps_launcher = StandinLauncher()
 
     def discover(self) -> list[AllocatableDevice]:
         cfg, model = self.config, MODELS[self.config["model"]]
@@ -112,7 +117,7 @@ class SimulatedBackend:
         return devices
 
     def common_edits(self) -> ContainerEdits:
-        return ContainerEdits(env=[f"GROVE_DRA_SIMULATED_NODE={self.node}"])
+        return ContainerEdits(env=[f"GROVE_DRA_SIMULATED_NODE={self.node}", "NVIDIA_VISIBLE_DEVICES=void"])
 
     # -- bookkeeping -----------------------------------------------------------------------------
     def _state(self) -> dict[str, str]:
@@ -137,8 +142,11 @@ class SimulatedBackend:
                 self._save(state)
                 with (self.state_dir / PREPARE_LOG).open("a") as log:
                     log.write(f"{claim_uid} {device.name}\n")
-        var = "GROVE_DRA_DEVICE_" + device.name.upper().replace("-", "_")
-        return ContainerEdits(env=[f"{var}={device.uuid}", *config.env(var)])
+            if config.strategy == "TimeSlicing" and device.type == "gpu":
+                self.settings.set(device.name, claim_uid, "DEFAULT", config.time_slice_interval or "Default")
+            elif config.strategy == "MPS":
+                self.settings.set(device.name, claim_uid, "EXCLUSIVE_PROCESS", "Default")
+        return ContainerEdits(env=device_env(device, config))
 
     def unprepare(self, claim_uid: str, device_name: str) -> None:
         with self._lock:
@@ -146,6 +154,7 @@ class SimulatedBackend:
             if state.get(device_name) == claim_uid:
                 del state[device_name]
                 self._save(state)
+            self.settings.pop(device_name, claim_uid)
 
     def reset(self, active: dict[str, str]) -> None:
         """Forget preparations the driver no longer knows about (after a reboot or checkpoint rebuild)."""
@@ -154,6 +163,9 @@ class SimulatedBackend:
             kept = {dev: uid for dev, uid in state.items() if active.get(dev) == uid}
             if kept != state:
                 self._save(kept)
+            for dev, entry in self.settings.load().items():
+                if active.get(dev) != entry.get("claim"):
+                    self.settings.pop(dev)
 
     def health(self) -> dict[str, DeviceHealth]:
         try:
