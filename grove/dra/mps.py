@@ -13,6 +13,7 @@ directories removed (issue 12: no orphan daemon, no leaked file).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -195,11 +196,13 @@ class MpsManager:
         return pid
 
     def _wait_running(self, d: MpsDaemon, proc: subprocess.Popen[bytes], timeout: float = 10.0) -> int:
-        """The daemon's pid once it runs (``-d`` forks: the pid is the child's, found by its marker)."""
+        """The daemon's pid once it is ready: it runs (``-d`` forks: the pid is the child's, found by its
+        marker) and has created its ``control`` pipe, which is what CUDA clients connect to."""
         deadline = time.monotonic() + timeout
+        control = self.dirs(d)["pipe"] / "control"
         while time.monotonic() < deadline:
             pids = self.running().get(d.id)
-            if pids:
+            if pids and control.exists():
                 return min(pids)
             if proc.poll() not in (None, 0):
                 break
@@ -218,10 +221,8 @@ class MpsManager:
         for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
             live = [p for p in pids if self._alive(p)]
             for p in live:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(p, sig)
-                except ProcessLookupError:
-                    pass
             deadline = time.monotonic() + wait
             while live and time.monotonic() < deadline:
                 live = [p for p in live if self._alive(p)]

@@ -57,7 +57,12 @@ class _Strict(BaseModel):
     """NVIDIA's JSON names only (no snake_case aliases), unknown fields refused."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel, validate_by_alias=True, validate_by_name=False, extra="forbid", frozen=True, strict=True
+        alias_generator=to_camel,
+        validate_by_alias=True,
+        validate_by_name=False,
+        extra="forbid",
+        frozen=True,
+        strict=True,
     )
 
 
@@ -198,7 +203,8 @@ def decode(parameters: Any) -> DeviceConfig:
 
 def _compute_capability(cc: str) -> tuple[int, int]:
     parts = [int(p) if p.isdigit() else 0 for p in cc.split(".")[:2]]
-    return (parts + [0, 0])[0], (parts + [0, 0])[1]
+    major, minor = [*parts, 0, 0][:2]
+    return major, minor
 
 
 def check_device(cfg: DeviceConfig, device_name: str, compute_capability: str) -> None:

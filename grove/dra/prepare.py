@@ -9,7 +9,8 @@ Order of effects, chosen so a SIGKILL anywhere is recoverable:
 5. checkpoint entry ``PrepareCompleted``.
 At start-up, ``PrepareStarted`` leftovers are rolled back (MPS daemons stopped, backend unprepare, CDI
 removal), so the kubelet's retry prepares from scratch and nothing is ever held twice; daemons of
-completed claims are adopted and any other daemon of this driver is killed (``MpsManager.reconcile``). Calls are serialized by a
+completed claims are adopted and any other daemon of this driver is killed
+(``MpsManager.reconcile``). Calls are serialized by a
 thread lock plus an ``flock`` on ``<plugin-data-dir>/pu.lock`` (two driver pods during an upgrade).
 """
 
@@ -30,8 +31,15 @@ from grove.dra.checkpoint import COMPLETED, STARTED, CheckpointStore, ClaimRecor
 from grove.dra.claims import ClaimError, ClaimReader, checked_allocation
 from grove.dra.devices import AllocatableDevice
 from grove.dra.fsutil import remove_stale_temp_files
-from grove.dra.mps import CONTAINER_LOG_DIR, CONTAINER_PIPE_DIR, CONTAINER_SHM_DIR, MOUNT_OPTIONS
-from grove.dra.mps import MpsDaemon, MpsManager, daemon_id
+from grove.dra.mps import (
+    CONTAINER_LOG_DIR,
+    CONTAINER_PIPE_DIR,
+    CONTAINER_SHM_DIR,
+    MOUNT_OPTIONS,
+    MpsDaemon,
+    MpsManager,
+    daemon_id,
+)
 from grove.dra.opaqueconfig import ConfigError, DeviceConfig, check_device, pinned_memory_limits, resolve
 
 log = logging.getLogger(__name__)

@@ -103,7 +103,7 @@ def test_bad_opaque_config_is_a_clear_per_claim_error(driver_run: DriverRun, fak
     out = run.client().prepare([("ns", "good", good), ("ns", "bad", bad)])
     assert out[good].error == "" and out[bad].devices == []
     assert out[bad].error == ("config[0] (FromClaim): GpuConfig.sharing.timeSlicingConfig.interval: "
-                              "must be one of Default, Short, Medium, Long")
+                              "must be one of 'Default', 'Short', 'Medium' or 'Long', got 'Sometimes'")
     assert run.proc is not None and run.proc.poll() is None  # still alive
 
 

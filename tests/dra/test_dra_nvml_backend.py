@@ -173,7 +173,8 @@ def fake_smi(tmp_path: Path, fail: bool = False) -> tuple[str, Path]:
     """An ``nvidia-smi`` that records its arguments (and can fail, like a GPU that refuses a setting)."""
     log = tmp_path / "smi.log"
     smi = tmp_path / "nvidia-smi"
-    smi.write_text(f"#!/bin/sh\necho \"$*\" >> {log}\n" + ("echo 'Insufficient Permissions' >&2; exit 4\n" if fail else ""))
+    failing = "echo 'Insufficient Permissions' >&2; exit 4\n" if fail else ""
+    smi.write_text(f"#!/bin/sh\necho \"$*\" >> {log}\n{failing}")
     smi.chmod(0o755)
     return str(smi), log
 

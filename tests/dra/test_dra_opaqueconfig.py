@@ -51,7 +51,7 @@ def test_pinned_memory_limits_follow_nvidia_normalize() -> None:
 def test_multi_user_needs_volta() -> None:
     cfg = decode(gpu_cfg(strategy="MPS", mpsConfig={"multiUser": True}))
     check_device(cfg, "gpu-0", "7.0")
-    with pytest.raises(ConfigError, match="needs compute capability >= 7.0"):
+    with pytest.raises(ConfigError, match=r"needs compute capability >= 7\.0"):
         check_device(cfg, "gpu-0", "6.1")
 
 

@@ -89,7 +89,8 @@ def test_per_claim_errors_do_not_affect_other_claims(tmp_path: Path) -> None:
     assert out[good.uid].error == ""
     assert "claim was replaced" in out["other-uid"].error and replaced.uid != "other-uid"
     assert "is not allocated" in out[unalloc.uid].error
-    assert "GpuConfig.sharing.strategy: must be one of 'TimeSlicing' or 'MPS', got 'Sometimes'" in out[bad_cfg.uid].error
+    err = out[bad_cfg.uid].error
+    assert "GpuConfig.sharing.strategy: must be one of 'TimeSlicing' or 'MPS', got 'Sometimes'" in err
     assert "is not on node node-a" in out[elsewhere.uid].error
     assert "not found" in out[missing.uid].error
     assert set(p.prepared_claims()) == {good.uid}  # failed claims leave nothing behind

@@ -27,7 +27,7 @@ from typing import Any
 from grove.dra.backends.base import BackendError, ContainerEdits, DeviceHealth, GpuSettings, device_env
 from grove.dra.devices import AllocatableDevice, GpuInfo, MigProfile
 from grove.dra.driverfiles import driver_files, find_binary
-from grove.dra.mps import ControlDaemonLauncher
+from grove.dra.mps import ControlDaemonLauncher, MpsLauncher
 from grove.dra.opaqueconfig import INTERVAL_VALUES, DeviceConfig
 
 ARCHITECTURES = {
@@ -110,7 +110,7 @@ class NvmlBackend:
         self.driver_root = driver_root
         self.nvidia_smi = nvidia_smi or str(find_binary(driver_root, "nvidia-smi") or "nvidia-smi")
         control = find_binary(driver_root, "nvidia-cuda-mps-control")
-        self.mps_launcher = ControlDaemonLauncher(str(control or "nvidia-cuda-mps-control"))
+        self.mps_launcher: MpsLauncher = ControlDaemonLauncher(str(control or "nvidia-cuda-mps-control"))
         self.settings = GpuSettings(state_dir / "gpu-settings.json")
         self._lock = threading.Lock()
         self._devices: dict[str, AllocatableDevice] = {}

@@ -36,7 +36,7 @@ from grove.dra.backends.base import BackendError, ContainerEdits, DeviceHealth, 
 from grove.dra.backends.catalog import MODELS, place
 from grove.dra.devices import AllocatableDevice, GpuInfo
 from grove.dra.fsutil import atomic_write
-from grove.dra.mps import StandinLauncher
+from grove.dra.mps import MpsLauncher, StandinLauncher
 from grove.dra.opaqueconfig import DeviceConfig
 
 # Test hook: seconds each prepare sleeps before it takes effect (lets fault tests kill mid-prepare).
@@ -77,7 +77,7 @@ class SimulatedBackend:
         self._lock = threading.Lock()
         self.config = load_node_config(config_path, node)
         self.settings = GpuSettings(state_dir / "gpu-settings.json")
-        self.mps_launcher = StandinLauncher()
+        self.mps_launcher: MpsLauncher = StandinLauncher()
 
     def discover(self) -> list[AllocatableDevice]:
         cfg, model = self.config, MODELS[self.config["model"]]
