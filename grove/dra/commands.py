@@ -39,6 +39,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also publish this node's IMEX channel for compute-domain.nvidia.com (simulated nodes)",
     )
+    p.add_argument(
+        "--lease-namespace",
+        default="",
+        help="namespace of the one-driver-per-node Lease (default: $POD_NAMESPACE, else kube-node-lease)",
+    )
+    p.add_argument("--lease-duration-seconds", type=int, default=30, help="duration of the node's Lease")
     p.add_argument("--resync-seconds", type=float, default=30.0, help="how often slices are re-checked")
     p.add_argument(
         "--stale-claim-cleanup-seconds",
@@ -69,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
         resync_seconds=args.resync_seconds,
         cleanup_seconds=args.stale_claim_cleanup_seconds,
         pod_uid=args.pod_uid,
+        lease_namespace=args.lease_namespace,
+        lease_seconds=args.lease_duration_seconds,
     )
     return DriverProcess(opts).run()
 

@@ -117,6 +117,10 @@ class AllocatableDevice:
     def uuid(self) -> str:
         return self.mig_uuid if self.mig_profile is not None else self.gpu.uuid
 
+    @property
+    def compute_capability(self) -> str:
+        return self.gpu.cuda_compute_capability
+
     def attributes(self) -> dict[str, dict[str, Any]]:
         """ResourceSlice ``attributes`` (unqualified names live in the driver's domain)."""
         g = self.gpu

@@ -19,17 +19,16 @@ from __future__ import annotations
 import fcntl
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from grove.dra import cdi
-from grove.dra.backends.base import BackendError, ContainerEdits, DeviceBackend
+from grove.dra.backends.base import BackendError, ContainerEdits, PreparableDevice, PrepareBackend
 from grove.dra.checkpoint import COMPLETED, STARTED, CheckpointStore, ClaimRecord, LoadOutcome
 from grove.dra.claims import ClaimError, ClaimReader, checked_allocation
-from grove.dra.devices import AllocatableDevice
 from grove.dra.fsutil import remove_stale_temp_files
 from grove.dra.mps import (
     CONTAINER_LOG_DIR,
@@ -69,12 +68,12 @@ class Preparer:
         self,
         driver: str,
         node: str,
-        backend: DeviceBackend,
+        backend: PrepareBackend,
         reader: ClaimReader,
         cdi_writer: cdi.CdiWriter,
         store: CheckpointStore,
         data_dir: Path,
-        devices: list[AllocatableDevice],
+        devices: Sequence[PreparableDevice],
         mps: MpsManager | None = None,
     ) -> None:
         self.driver, self.node, self.backend, self.reader = driver, node, backend, reader
@@ -185,7 +184,7 @@ class Preparer:
 
     def _plan(
         self, ref: ClaimRef
-    ) -> tuple[list[dict[str, Any]], list[tuple[AllocatableDevice, DeviceConfig]], list[tuple[MpsDaemon, list[str]]]]:
+    ) -> tuple[list[dict[str, Any]], list[tuple[PreparableDevice, DeviceConfig]], list[tuple[MpsDaemon, list[str]]]]:
         """Response entries, (device, config) work items, and MPS daemons with the devices they serve.
         Everything that can be refused is refused here, before any effect."""
         alloc = checked_allocation(self.reader.get(ref.namespace, ref.name), ref.uid, self.driver)
@@ -206,7 +205,7 @@ class Preparer:
         types: dict[str, str] = {r["device"]: self.devices[r["device"]].type for r in results}
         configs = resolve(self.driver, results, alloc["config"], types)
         entries: list[dict[str, Any]] = []
-        work: list[tuple[AllocatableDevice, DeviceConfig]] = []
+        work: list[tuple[PreparableDevice, DeviceConfig]] = []
         seen: set[str] = set()
         for r, cfg in zip(results, configs, strict=True):
             entry: dict[str, Any] = {
@@ -223,9 +222,9 @@ class Preparer:
             if r["device"] not in seen:
                 seen.add(r["device"])
                 work.append((self.devices[r["device"]], cfg))
-        groups: dict[int, tuple[DeviceConfig, list[AllocatableDevice]]] = {}
+        groups: dict[int, tuple[DeviceConfig, list[PreparableDevice]]] = {}
         for device, cfg in work:
-            check_device(cfg, device.name, device.gpu.cuda_compute_capability)
+            check_device(cfg, device.name, device.compute_capability)
             if cfg.strategy == "MPS":  # one daemon per config entry (NVIDIA: per config group of a claim)
                 groups.setdefault(id(cfg), (cfg, []))[1].append(device)
         daemons: list[tuple[MpsDaemon, list[str]]] = []

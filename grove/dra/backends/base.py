@@ -18,6 +18,22 @@ from grove.dra.mps import MpsLauncher
 from grove.dra.opaqueconfig import DeviceConfig
 
 
+class PreparableDevice(Protocol):
+    """What prepare needs of a device: ``devices.AllocatableDevice`` (GPU, MIG) or ``imex.ChannelDevice``."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def uuid(self) -> str: ...
+
+    @property
+    def compute_capability(self) -> str: ...
+
+
 class BackendError(RuntimeError):
     """A device could not be prepared; the message ends up in the claim's prepare response."""
 
@@ -28,6 +44,7 @@ class ContainerEdits:
 
     env: list[str] = field(default_factory=list)
     device_nodes: list[str] = field(default_factory=list)
+    device_node_specs: list[dict[str, Any]] = field(default_factory=list)  # CDI deviceNodes with hostPath etc.
     mounts: list[dict[str, Any]] = field(default_factory=list)  # CDI {hostPath, containerPath, options}
     hooks: list[dict[str, Any]] = field(default_factory=list)  # CDI {hookName, path, args}
 
@@ -35,8 +52,8 @@ class ContainerEdits:
         edits: dict[str, object] = {}
         if self.env:
             edits["env"] = list(self.env)
-        if self.device_nodes:
-            edits["deviceNodes"] = [{"path": p} for p in self.device_nodes]
+        if self.device_nodes or self.device_node_specs:
+            edits["deviceNodes"] = [{"path": p} for p in self.device_nodes] + list(self.device_node_specs)
         if self.mounts:
             edits["mounts"] = list(self.mounts)
         if self.hooks:
@@ -93,22 +110,17 @@ class DeviceHealth:
     message: str = ""
 
 
-@runtime_checkable
-class DeviceBackend(Protocol):
-    """Discovery and per-device prepare/unprepare."""
+class PrepareBackend(Protocol):
+    """What the prepare state machine uses (GPU backends and ``imex.ImexBackend``)."""
 
     name: str
     mps_launcher: MpsLauncher  # how this node runs an MPS control daemon
-
-    def discover(self) -> list[AllocatableDevice]:
-        """All devices this node offers, read-only (never changes MIG mode or GPU settings)."""
-        ...
 
     def common_edits(self) -> ContainerEdits:
         """Edits every claim's CDI spec carries once (e.g. /dev/nvidiactl)."""
         ...
 
-    def prepare(self, claim_uid: str, device: AllocatableDevice, config: DeviceConfig) -> ContainerEdits:
+    def prepare(self, claim_uid: str, device: Any, config: DeviceConfig) -> ContainerEdits:
         """Make ``device`` usable by the claim, applying its sharing settings (time slice, compute mode
         EXCLUSIVE_PROCESS for MPS); idempotent for the same claim. ``config`` is already validated."""
         ...
@@ -119,6 +131,16 @@ class DeviceBackend(Protocol):
 
     def reset(self, active: dict[str, str]) -> None:
         """Forget preparations not in ``active`` (device -> claim UID) after a reboot or checkpoint rebuild."""
+        ...
+
+
+
+@runtime_checkable
+class DeviceBackend(PrepareBackend, Protocol):
+    """GPU discovery and health on top of per-device prepare/unprepare."""
+
+    def discover(self) -> list[AllocatableDevice]:
+        """All devices this node offers, read-only (never changes MIG mode or GPU settings)."""
         ...
 
     def health(self) -> dict[str, DeviceHealth]:
