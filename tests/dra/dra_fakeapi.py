@@ -1,7 +1,8 @@
 """A tiny in-memory Kubernetes API server for driver tests that don't need the real control plane.
 
 Serves exactly what the driver uses (Node GET, ResourceClaim GET, ResourceSlice list/create/replace/
-delete, Lease get/create/replace/delete with resourceVersion conflicts) over HTTP, so the driver runs its real kubernetes-client code paths, also as a subprocess.
+delete, Lease get/create/replace/delete with resourceVersion conflicts) over HTTP, so the driver runs
+its real kubernetes-client code paths, also as a subprocess.
 """
 
 from __future__ import annotations

@@ -35,7 +35,8 @@ def test_second_driver_for_the_same_node_refuses_to_start(driver_run: DriverRun,
         other.start(wait=False)
         assert other.proc is not None and other.proc.wait(30) == 3
         log = other.log.read_text()
-        assert "another driver for node node-a is running: Lease kube-node-lease/gpu.nvidia.com-node-a is held by" in log
+        held = "another driver for node node-a is running: Lease kube-node-lease/gpu.nvidia.com-node-a is held by"
+        assert held in log
         assert str(first.data_dir.resolve()) in log  # the holder is named
         assert not (other.reg_dir / "gpu.nvidia.com-reg.sock").exists()
         assert fake_api.slices_for("node-a")  # the refused driver deleted nothing
