@@ -5,6 +5,7 @@ daemon for the claim, and unprepare leaves no daemon, no directory and no file b
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 
@@ -41,13 +42,10 @@ def test_sigkill_mid_mps_prepare_ten_times_leaves_no_orphan(driver_run: DriverRu
             name = f"mps-{i}"
             uid = fake_api.add_claim("ns", name, results("node-a", "gpu-0", "gpu-1"), config=MPS_CONFIG)
             client = KubeletClient(run.reg_dir, DRV, timeout=60)
-            errors: list[grpc.RpcError] = []
 
             def call(c: KubeletClient = client, n: str = name, u: str = uid) -> None:
-                try:
+                with contextlib.suppress(grpc.RpcError):  # UNAVAILABLE when the kill lands first
                     c.prepare([("ns", n, u)])
-                except grpc.RpcError as e:
-                    errors.append(e)
 
             t = threading.Thread(target=call)
             t.start()
