@@ -45,8 +45,10 @@ def wait_for(fn: Callable[[], T | None], timeout: float, what: str) -> T:
 class Drivers:
     """One driver process per node, sharing one temp root."""
 
-    def __init__(self, kubeconfig: str, nodes: list[str], sim_config: str, root: Path) -> None:
+    def __init__(self, kubeconfig: str, nodes: list[str], sim_config: str, root: Path,
+                 extra_args: list[str] | None = None) -> None:
         self.kubeconfig, self.nodes, self.root = kubeconfig, nodes, root
+        self.extra_args = extra_args or []
         (root / "sim.yaml").write_text(sim_config)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
@@ -60,15 +62,15 @@ class Drivers:
             cmd = [sys.executable, "-m", "grove.cli", "driver", "--node-name", node,
                    "--plugin-registration-dir", str(reg), "--plugin-data-dir", str(data), "--cdi-root", str(cdi),
                    "--backend", "simulated", "--simulated-config", str(self.root / "sim.yaml"),
-                   "--kubeconfig", self.kubeconfig, "--resync-seconds", "1"]
+                   "--kubeconfig", self.kubeconfig, "--resync-seconds", "1", *self.extra_args]
             log = (self.root / f"{node}.log").open("ab")
             self.procs[node] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
                                                 env={**os.environ, "PYTHONPATH": str(REPO)})
 
-    def client(self, node: str) -> KubeletClient:
+    def client(self, node: str, driver: str = DRV) -> KubeletClient:
         reg, _, _ = self.dirs(node)
-        wait_for(lambda: (reg / f"{DRV}-reg.sock").exists(), 30, f"driver on {node}")
-        c = KubeletClient(reg, DRV)
+        wait_for(lambda: (reg / f"{driver}-reg.sock").exists(), 30, f"driver on {node}")
+        c = KubeletClient(reg, driver)
         c.register()
         return c
 

@@ -108,3 +108,20 @@ def test_config_of_wrong_type_for_named_request_is_an_error() -> None:
 def test_error_names_the_config_entry() -> None:
     with pytest.raises(ConfigError, match=r"config\[0\] \(FromClaim\): GpuConfig.sharing.strategy"):
         resolve(DRV, [{"request": "a", "device": "gpu-0"}], [entry(gpu_cfg(strategy="x"))], {"gpu-0": "gpu"})
+
+
+def test_lost_requests_list_is_restored_from_the_claim_spec() -> None:
+    """The allocation's FromClaim config without ``requests`` gets them back from the claim's spec."""
+    from grove.dra.claims import with_claim_requests
+
+    opaque_a = {"driver": DRV, "parameters": gpu_cfg(strategy="TimeSlicing")}
+    opaque_b = {"driver": DRV, "parameters": gpu_cfg(strategy="MPS")}
+    claim = {"spec": {"devices": {"config": [{"requests": ["a"], "opaque": opaque_a},
+                                             {"requests": ["b"], "opaque": opaque_b}]}}}
+    lost = [{"source": "FromClass", "opaque": opaque_b}, {"source": "FromClaim", "opaque": opaque_a},
+            {"source": "FromClaim", "requests": ["b"], "opaque": opaque_b}]
+    fixed = with_claim_requests(lost, claim)
+    assert [c.get("requests") for c in fixed] == [None, ["a"], ["b"]]
+    a, b = resolve(DRV, [{"request": "a", "device": "gpu-0"}, {"request": "b", "device": "gpu-1"}], fixed,
+                   {"gpu-0": "gpu", "gpu-1": "gpu"})
+    assert (a.strategy, b.strategy) == ("TimeSlicing", "MPS")
