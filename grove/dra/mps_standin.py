@@ -36,7 +36,7 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     while not stop:
-        time.sleep(0.2)
+        signal.pause()
     control.unlink(missing_ok=True)
     (pipe / "nvidia-cuda-mps-control.pid").unlink(missing_ok=True)
     return 0
