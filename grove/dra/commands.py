@@ -32,6 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="YAML: GPU model, count, MIG layout per node (simulated backend)",
     )
+    p.add_argument("--driver-root", type=Path, default=Path("/"),
+                   help="where the NVIDIA driver's files are (the host's driver root as mounted here)")
+    p.add_argument("--host-driver-root", type=Path, default=None,
+                   help="the driver root on the host, for CDI mounts (default: --driver-root)")
     p.add_argument("--kubeconfig", default=None, help="default: in-cluster, then ~/.kube/config")
     p.add_argument("--no-publish", action="store_true", help="don't publish ResourceSlices (debugging)")
     p.add_argument(
@@ -69,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
         cdi_root=args.cdi_root,
         backend=args.backend,
         simulated_config=args.simulated_config,
+        driver_root=args.driver_root,
+        host_driver_root=args.host_driver_root,
         kubeconfig=args.kubeconfig,
         publish=not args.no_publish,
         compute_domain_channels=args.compute_domain_channels,

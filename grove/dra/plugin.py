@@ -55,6 +55,8 @@ class DriverOptions:
     cdi_root: Path = Path("/var/run/cdi")
     backend: str = "nvml"
     simulated_config: Path | None = None
+    driver_root: Path = Path("/")  # NVIDIA driver files as seen by this process (e.g. /driver-root)
+    host_driver_root: Path | None = None  # the same on the host, for CDI hostPaths (default: driver_root)
     kubeconfig: str | None = None
     publish: bool = True
     resync_seconds: float = 30.0
@@ -133,7 +135,9 @@ class DriverProcess:
         self, opts: DriverOptions, backend: DeviceBackend | None = None, api_client: client.ApiClient | None = None
     ) -> None:
         self.opts = opts
-        self.backend = backend or make_backend(opts.backend, opts.node_name, opts.data_dir, opts.simulated_config)
+        self.backend = backend or make_backend(
+            opts.backend, opts.node_name, opts.data_dir, opts.simulated_config, opts.driver_root, opts.host_driver_root
+        )
         self.api_client = api_client
         self.stop_event = threading.Event()
         self.published = threading.Event()

@@ -288,3 +288,6 @@ def test_deploy_manifests_are_accepted(cluster: Any) -> None:
     can = cluster.kubectl("auth", "can-i", "create", "resourceslices.resource.k8s.io",
                           "--as=system:serviceaccount:grove-system:grove-dra-driver", check=False)
     assert can.stdout.strip() == "yes"
+    lease = cluster.kubectl("auth", "can-i", "update", "leases.coordination.k8s.io", "-n", "grove-system",
+                            "--as=system:serviceaccount:grove-system:grove-dra-driver", check=False)
+    assert lease.stdout.strip() == "yes"  # one driver per node: the node's Lease

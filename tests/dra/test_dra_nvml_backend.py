@@ -235,6 +235,12 @@ def test_cdi_edits_carry_driver_libraries_and_binaries(tmp_path: Path) -> None:
     assert common.hooks[1]["args"][-1] == "/usr/lib/x86_64-linux-gnu"
     assert "NVIDIA_VISIBLE_DEVICES=void" in common.env and "/dev/nvidiactl" in common.device_nodes
     assert b.nvidia_smi == str(root / "usr/bin/nvidia-smi")
+    # in a container the host's root is mounted at driver_root: CDI names the host's paths
+    c = NvmlBackend(nvml=FakeNvml(count=1), state_dir=tmp_path, driver_root=root, host_driver_root=Path("/"))
+    c.discover()
+    hosted = {m["containerPath"]: m["hostPath"] for m in c.common_edits().mounts}
+    assert hosted["/usr/bin/nvidia-smi"] == "/usr/bin/nvidia-smi"
+    assert c.common_edits().hooks[0]["path"] == "/usr/bin/nvidia-cdi-hook"
 
 
 def test_health_reports_lost_devices() -> None:

@@ -15,6 +15,7 @@ The ``nvml`` module and the ``nvidia-smi`` path are injectable so tests can pass
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import threading
@@ -26,7 +27,7 @@ from typing import Any
 
 from grove.dra.backends.base import BackendError, ContainerEdits, DeviceHealth, GpuSettings, device_env
 from grove.dra.devices import AllocatableDevice, GpuInfo, MigProfile
-from grove.dra.driverfiles import driver_files, find_binary
+from grove.dra.driverfiles import driver_files, find_binary, library_dir
 from grove.dra.mps import ControlDaemonLauncher, MpsLauncher
 from grove.dra.opaqueconfig import INTERVAL_VALUES, DeviceConfig
 
@@ -99,6 +100,7 @@ class NvmlBackend:
         state_dir: Path = Path("/var/lib/kubelet/plugins/gpu.nvidia.com"),
         driver_root: Path = Path("/"),
         nvidia_smi: str | None = None,
+        host_driver_root: Path | None = None,
     ) -> None:
         if nvml is None:
             import pynvml
@@ -108,6 +110,7 @@ class NvmlBackend:
         self.proc_root = proc_root
         self.sys_root = sys_root
         self.driver_root = driver_root
+        self.host_driver_root = host_driver_root or driver_root
         self.nvidia_smi = nvidia_smi or str(find_binary(driver_root, "nvidia-smi") or "nvidia-smi")
         control = find_binary(driver_root, "nvidia-cuda-mps-control")
         self.mps_launcher: MpsLauncher = ControlDaemonLauncher(str(control or "nvidia-cuda-mps-control"))
@@ -199,15 +202,23 @@ class NvmlBackend:
 
     def common_edits(self) -> ContainerEdits:
         versions = {d.gpu.driver_version for d in self._devices.values()}
-        mounts, hooks = driver_files(self.driver_root, versions.pop()) if len(versions) == 1 else ([], [])
+        mounts, hooks = (
+            driver_files(self.driver_root, versions.pop(), self.host_driver_root) if len(versions) == 1 else ([], [])
+        )
         # NVIDIA_VISIBLE_DEVICES=void: devices come only through CDI; a legacy-mode nvidia-container-runtime
         # must not inject GPUs of its own (NVIDIA's plugins write the same into their base specs)
         return ContainerEdits(env=["NVIDIA_VISIBLE_DEVICES=void"], device_nodes=list(COMMON_DEVICE_NODES),
                               mounts=mounts, hooks=hooks)
 
     def _smi(self, *args: str) -> None:
+        env = None
+        versions = {d.gpu.driver_version for d in self._devices.values()}
+        lib = library_dir(self.driver_root, next(iter(versions))) if len(versions) == 1 else None
+        if self.driver_root != Path("/") and lib is not None:  # the host's nvidia-smi with the host's NVML
+            env = {**os.environ, "LD_LIBRARY_PATH": str(lib)}
         try:
-            r = subprocess.run([self.nvidia_smi, *args], capture_output=True, text=True, timeout=60, check=False)
+            r = subprocess.run([self.nvidia_smi, *args], capture_output=True, text=True, timeout=60, check=False,
+                               env=env)
         except (OSError, subprocess.TimeoutExpired) as e:
             raise BackendError(f"{self.nvidia_smi} {' '.join(args)}: {e}") from e
         if r.returncode != 0:
