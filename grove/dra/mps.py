@@ -51,7 +51,7 @@ class MpsDaemon:
     uuids: list[str]
     active_thread_percentage: int | None = None
     pinned_memory_limits: dict[str, str] = field(default_factory=dict)  # UUID -> "<n>M"
-    multi_user: bool = False
+    multi_user: bool = False  # validated (Volta or newer) and recorded; like NVIDIA's, no daemon flag follows
     pid: int | None = None
 
     @classmethod
@@ -161,8 +161,6 @@ class MpsManager:
             ID_ENV: d.id,
             SETTINGS_ENV: json.dumps(d.to_json() | {"pid": None}, sort_keys=True),
         }
-        if d.multi_user:
-            env["CUDA_MPS_MULTI_USER"] = "1"  # grove-py: recorded for the daemon; NVIDIA leaves it unset
         return env
 
     def running(self) -> dict[str, list[int]]:
@@ -214,10 +212,11 @@ class MpsManager:
         """Stop the daemon (quit, then SIGTERM, then SIGKILL) and remove its directories."""
         if d is not None and self.running().get(daemon_id_):
             self.launcher.shutdown(d, self._env(d))
-        self._kill(self.running().get(daemon_id_, []))
+        self.kill(self.running().get(daemon_id_, []))
         shutil.rmtree(self.root / daemon_id_, ignore_errors=True)
 
-    def _kill(self, pids: list[int]) -> None:
+    def kill(self, pids: list[int]) -> None:
+        """SIGTERM, then SIGKILL, each pid that still is one of our daemons (a recycled pid is left alone)."""
         for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
             live = [p for p in pids if self._alive(p)]
             for p in live:
@@ -237,7 +236,7 @@ class MpsManager:
                 del self._children[pid]
                 return False
             return True
-        return Path(f"/proc/{pid}/environ").exists() and bool(_environ(pid))
+        return _environ(pid).get(ROOT_ENV) == str(self.root)  # gone, a zombie, or a recycled pid: not ours
 
     def reconcile(self, wanted: dict[str, MpsDaemon]) -> dict[str, int]:
         """After a restart: kill and clean daemons not in ``wanted``; (re)start wanted ones.
@@ -246,7 +245,7 @@ class MpsManager:
         for did, pids in self.running().items():
             if did not in wanted:
                 log.warning("stopping orphaned MPS control daemon %s (pids %s)", did, pids)
-                self._kill(pids)
+                self.kill(pids)
         if self.root.is_dir():
             for p in self.root.iterdir():
                 if p.is_dir() and p.name not in wanted:

@@ -77,4 +77,4 @@ def test_sigkill_mid_mps_prepare_ten_times_leaves_no_orphan(driver_run: DriverRu
     finally:
         run.kill()
         for pids in daemons(run).values():  # never leave a stand-in behind, even when an assert failed
-            MpsManager(run.data_dir / "mps", StandinLauncher())._kill(pids)
+            MpsManager(run.data_dir / "mps", StandinLauncher()).kill(pids)

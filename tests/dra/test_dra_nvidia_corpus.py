@@ -58,7 +58,7 @@ nodes:
                 _, data, _ = drv.dirs(n)
                 mgr = MpsManager(data / "mps", StandinLauncher())
                 for pids in mgr.running().values():
-                    mgr._kill(pids)
+                    mgr.kill(pids)
             from grove.devcluster import delete_nodes
 
             delete_nodes(cluster.api_client, nodes)
