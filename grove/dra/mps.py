@@ -125,7 +125,7 @@ class ControlDaemonLauncher:
             log.warning("MPS daemon %s did not quit cleanly (%s); killing it", d.id, e)
 
 
-def _environ(pid: int) -> dict[str, str]:
+def read_environ(pid: int) -> dict[str, str]:
     try:
         raw = Path(f"/proc/{pid}/environ").read_bytes()
     except OSError:
@@ -170,7 +170,7 @@ class MpsManager:
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit() or int(entry.name) == me:
                 continue
-            env = _environ(int(entry.name))
+            env = read_environ(int(entry.name))
             if env.get(ROOT_ENV) == str(self.root) and env.get(ID_ENV):
                 out.setdefault(env[ID_ENV], []).append(int(entry.name))
         return out
@@ -236,7 +236,7 @@ class MpsManager:
                 del self._children[pid]
                 return False
             return True
-        return _environ(pid).get(ROOT_ENV) == str(self.root)  # gone, a zombie, or a recycled pid: not ours
+        return read_environ(pid).get(ROOT_ENV) == str(self.root)  # gone, a zombie, or a recycled pid: not ours
 
     def reconcile(self, wanted: dict[str, MpsDaemon]) -> dict[str, int]:
         """After a restart: kill and clean daemons not in ``wanted``; (re)start wanted ones.
