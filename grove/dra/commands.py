@@ -49,6 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--pod-uid", default="", help="enable rolling-update socket names <driver>-<uid>-reg.sock / dra-<uid>.sock"
     )
+    p.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus /metrics on this port (0: off)")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=run)
 
@@ -69,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         resync_seconds=args.resync_seconds,
         cleanup_seconds=args.stale_claim_cleanup_seconds,
         pod_uid=args.pod_uid,
+        metrics_port=args.metrics_port,
     )
     return DriverProcess(opts).run()
 

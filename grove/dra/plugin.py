@@ -27,7 +27,7 @@ from kubernetes import client
 
 from grove.computedomain.devices import channel_devices
 from grove.computedomain.model import DRIVER as COMPUTE_DOMAIN_DRIVER
-from grove.dra import cdi, health, service
+from grove.dra import cdi, health, metrics, service
 from grove.dra.backends import DeviceBackend, DeviceHealth, make_backend
 from grove.dra.checkpoint import CheckpointStore
 from grove.dra.claims import KubeClaimReader
@@ -60,6 +60,7 @@ class DriverOptions:
     # Also publish this node's IMEX channel (compute-domain.nvidia.com channel-0/daemon-0) so ComputeDomain
     # claims can be allocated on simulated nodes; a real node runs NVIDIA's compute-domain plugin instead.
     compute_domain_channels: bool = False
+    metrics_port: int = 0  # Prometheus /metrics (0: off)
 
     @property
     def data_dir(self) -> Path:
@@ -123,6 +124,7 @@ class DriverProcess:
         self.publisher: SlicePublisher | None = None
         self.channel_publisher: SlicePublisher | None = None
         self.preparer: Preparer | None = None
+        self.metrics_server: Any = None
 
     def start(self) -> None:
         o = self.opts
@@ -142,6 +144,7 @@ class DriverProcess:
             devices,
         )
         self.preparer.startup()
+        self.metrics_server = metrics.serve(o.metrics_port)
         probe, interval, stop = self.backend.health, o.health_interval, self.stop_event
         preparer = self.preparer
         self._servers.append(
@@ -192,8 +195,11 @@ class DriverProcess:
         while not self.stop_event.is_set():
             try:
                 self.publisher.publish(with_health_taints(devices, self._health(), self.opts.driver_name))
+                metrics.DEVICES.labels(self.opts.driver_name).set(len(devices))
                 if self.channel_publisher is not None:
-                    self.channel_publisher.publish(channel_devices())
+                    channels = channel_devices()
+                    self.channel_publisher.publish(channels)
+                    metrics.DEVICES.labels(COMPUTE_DOMAIN_DRIVER).set(len(channels))
                 if not self.published.is_set():
                     self.publish_seconds = time.monotonic() - self.started_at
                     log.info("ResourceSlices published %.3fs after start", self.publish_seconds)
@@ -237,6 +243,9 @@ class DriverProcess:
             self._servers[0].stop(grace=2).wait()
         o.dra_socket.unlink(missing_ok=True)
         self._servers.clear()
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
+            self.metrics_server = None
 
     def run(self) -> int:
         """Start, wait for SIGTERM/SIGINT, stop. The process exit code."""
