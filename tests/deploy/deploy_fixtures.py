@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -33,7 +34,12 @@ def helm_binary() -> Path:
 
 def helm(*args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
-        [str(helm_binary()), *args], capture_output=True, text=True, check=False, env={**os.environ, **(env or {})}
+        [str(helm_binary()), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
     )
     if check and done.returncode != 0:
         raise AssertionError(f"helm {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
@@ -171,3 +177,17 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 120.0, logs: 
 def lease_holder(cluster: Any, name: str = OPERATOR_SA, namespace: str = NAMESPACE) -> str:
     done = cluster.kubectl("get", "lease", name, "-n", namespace, "-o", "jsonpath={.spec.holderIdentity}", check=False)
     return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def readme_helm_commands() -> dict[str, list[str]]:
+    """The `helm ...` lines of README's "Installing on a real cluster" block, by subcommand (install,
+    uninstall), as argv without `helm`: the tests run exactly what the README tells users to run."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Installing on a real cluster", 1)[1]
+    block = section.split("```bash", 1)[1].split("```", 1)[0]
+    commands = {}
+    for line in block.splitlines():
+        argv = shlex.split(line, comments=True)
+        if argv[:1] == ["helm"]:
+            commands[argv[1]] = argv[1:]
+    return commands
