@@ -14,6 +14,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from controllers import cache as caches
+from controllers.queue_keys import PCLQ, PCS, PCSG
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -49,6 +50,9 @@ _MANAGED = {
     caches.SERVICES: "Service",
     caches.HPAS: "HorizontalPodAutoscaler",
 }
+
+
+_QUEUE_KINDS = {PCS: "PodCliqueSet", PCSG: "PodCliqueScalingGroup", PCLQ: "PodClique"}
 
 
 def resource_of(path: str) -> str:
@@ -89,7 +93,7 @@ def instrument(handler: Callable[[Any, Any], Awaitable[None]]) -> Callable[[Any,
     """Wrap the work queue's handler (key = (kind, namespace, name))."""
 
     async def handle(key: Any, hints: Any) -> None:
-        with reconciling(key[0]):
+        with reconciling(_QUEUE_KINDS.get(key[0], key[0])):
             await handler(key, hints)
 
     return handle
