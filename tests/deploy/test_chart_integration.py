@@ -2,7 +2,8 @@
 
 1. `helm install grove-py deploy/helm/grove-py` succeeds and every object it renders exists;
 2. RBAC under test: `grove operator` runs out of cluster as the chart's ServiceAccount (a TokenRequest token in
-   a kubeconfig, as in a pod) and expands, scales and deletes a PodCliqueSet, creates claims and a
+   a kubeconfig, as in a pod) and expands, scales and deletes a PodCliqueSet, creates HPAs, rolls an update,
+   creates claims and a
    ComputeDomain, and brings `grove init --layout disagg-multinode` to Ready, with no Forbidden answer;
    the role cannot read Secrets or write Nodes (SelfSubjectAccessReview and real requests);
 3. two operators at once: only the Lease holder writes; after `kill -9` of the leader the other takes over;
@@ -192,6 +193,56 @@ def test_operator_as_the_service_account(cluster: Any, leader: OperatorProcess, 
     wait_for("claim templates, a ComputeDomain and its channel template", claim_objects, 180, leader.logs)
     cluster.kubectl("delete", "pcs", name, gpus["metadata"]["name"], "-n", namespace, "--wait=false")
     wait_for("pods garbage-collected", lambda: not _pods(cluster, namespace), 180, leader.logs)
+
+
+def _images(cluster: Any, namespace: str, clique: str) -> set[str]:
+    out = cluster.kubectl("get", "pods", "-n", namespace, "-l", f"grove.io/podclique={clique}", "-o", "json").stdout
+    pods = [p for p in json.loads(out)["items"] if not p["metadata"].get("deletionTimestamp")]
+    return {c["image"] for p in pods for c in p["spec"]["containers"]}
+
+
+def test_hpas_and_rolling_update_as_the_service_account(cluster: Any, leader: OperatorProcess, namespace: str) -> None:
+    pcs = _apply(cluster, yaml.safe_load((ROOT / "examples/autoscaling.yaml").read_text()), namespace)
+    name = pcs["metadata"]["name"]
+    wait_for("PCS Ready", lambda: _ready(cluster, namespace, name), 180, leader.logs)
+    want = {h["metadata"]["name"] for h in graph.expand(pcs).hpas}
+
+    def hpas() -> set[str]:
+        out = cluster.kubectl("get", "hpa", "-n", namespace, "-o", "json").stdout
+        return {h["metadata"]["name"] for h in json.loads(out)["items"]}
+
+    wait_for("HPAs", lambda: hpas() == want and bool(want), 120, leader.logs)
+    clique = pcs["spec"]["template"]["cliques"][0]
+    patch = {
+        "spec": {
+            "template": {
+                "cliques": [
+                    {
+                        **clique,
+                        "spec": {
+                            **clique["spec"],
+                            "podSpec": {
+                                **clique["spec"]["podSpec"],
+                                "containers": [
+                                    {**clique["spec"]["podSpec"]["containers"][0], "image": "registry.k8s.io/pause:3.9"}
+                                ],
+                            },
+                        },
+                    },
+                    *pcs["spec"]["template"]["cliques"][1:],
+                ]
+            }
+        }
+    }
+    cluster.kubectl("patch", "pcs", name, "-n", namespace, "--type=merge", "-p", json.dumps(patch))
+    fqn = f"{name}-0-{clique['name']}"
+    wait_for(
+        "rolled to the new image",
+        lambda: _images(cluster, namespace, fqn) == {"registry.k8s.io/pause:3.9"},
+        180,
+        leader.logs,
+    )
+    wait_for("Ready after the rollout", lambda: _ready(cluster, namespace, name), 180, leader.logs)
 
 
 def test_grove_init_multinode_becomes_ready(
