@@ -3,8 +3,8 @@
 1. `helm install grove-py deploy/helm/grove-py` succeeds and every object it renders exists;
 2. RBAC under test: `grove operator` runs out of cluster as the chart's ServiceAccount (a TokenRequest token in
    a kubeconfig, as in a pod) and expands, scales and deletes a PodCliqueSet, creates HPAs, rolls an update,
-   creates claims and a
-   ComputeDomain, and brings `grove init --layout disagg-multinode` to Ready, with no Forbidden answer;
+   creates claims and a ComputeDomain, and brings `grove init --layout disagg-multinode` to Ready, with no
+   Forbidden answer;
    the role cannot read Secrets or write Nodes (SelfSubjectAccessReview and real requests);
 3. two operators at once: only the Lease holder writes; after `kill -9` of the leader the other takes over;
 4. /metrics: the main series exist and move during a small workload;
