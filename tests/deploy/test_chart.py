@@ -72,6 +72,9 @@ def test_driver_daemonset_runs_what_grove_accepts() -> None:
     container = ds["spec"]["template"]["spec"]["containers"][0]
     args = build_parser().parse_args(_args(container, {"NODE_NAME": "n1", "POD_UID": "u"}))
     assert (args.node_name, args.driver_name, args.backend, args.metrics_port) == ("n1", "gpu.nvidia.com", "nvml", 8082)
+    assert str(args.plugin_data_dir) == "/var/lib/kubelet/plugins/gpu.nvidia.com"
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert {str(args.plugin_registration_dir), str(args.plugin_data_dir.parent), str(args.cdi_root)} <= mounts
     assert container["securityContext"]["readOnlyRootFilesystem"]
     assert ds["spec"]["template"]["spec"]["serviceAccountName"] == "grove-py-dra-driver"
 
