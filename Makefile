@@ -9,7 +9,7 @@ BIN := .cache/bin
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help venv controlplane helm image install test test-unit sandbox sandbox-down lint clean-sandbox
+.PHONY: help venv controlplane helm image crds install test test-unit sandbox sandbox-down lint clean-sandbox
 
 help:
 	@echo "make venv          create $(VENV) and pip install -e '.[dev]'"
@@ -22,6 +22,7 @@ help:
 	@echo "make sandbox       install, then start a detached sandbox cluster (3 CPU + 2 GPU KWOK nodes)"
 	@echo "make sandbox-down  stop the sandbox"
 	@echo "make lint          ruff + mypy"
+	@echo "make crds          regenerate api/crds and the chart's copies (deploy/helm/grove-py/crds)"
 
 # The venv is refreshed whenever pyproject.toml changes (stamp file), so a second `make install` is instant.
 $(VENV)/.installed: pyproject.toml
@@ -46,6 +47,11 @@ image:
 	@test -n "$(ENGINE)" || { echo "make image: no container engine (podman, docker or buildah) here; build the Containerfile on a machine with one" >&2; exit 1; }
 	@$(ENGINE) info >/dev/null 2>&1 || { echo "make image: $(ENGINE) is installed but cannot build here (no daemon or no permission); build the Containerfile on a machine with a working engine" >&2; exit 1; }
 	$(if $(findstring buildah,$(ENGINE)),$(ENGINE) bud,$(ENGINE) build) -f Containerfile -t $(IMAGE) .
+
+# The chart ships copies of the generated CRDs (Helm reads only files inside the chart); tests/deploy checks them.
+crds: venv
+	$(VENV)/bin/grove crds
+	cp api/crds/*.yaml deploy/helm/grove-py/crds/
 
 install: venv controlplane helm
 

@@ -23,7 +23,7 @@ def test_chart_crds_are_the_generated_ones() -> None:
     shipped = {p.name: p.read_text() for p in (CHART / "crds").glob("*.yaml")}
     assert sorted(shipped) == sorted(generated)
     stale = [name for name in generated if shipped[name] != generated[name]]
-    assert not stale, f"deploy/helm/grove-py/crds differs from api/crds: {stale} (cp api/crds/*.yaml {CHART}/crds/)"
+    assert not stale, f"deploy/helm/grove-py/crds differs from api/crds: {stale} (run `make crds`)"
 
 
 def test_device_classes_and_driver_rbac_match_deploy_dra() -> None:
