@@ -18,7 +18,7 @@ def test_helm_lint_is_clean() -> None:
 
 
 def test_chart_crds_are_the_generated_ones() -> None:
-    """crds/ must be a copy of api/crds (regenerate with `grove crds`, then copy: this test names the file)."""
+    """crds/ must be a copy of api/crds (`make crds` regenerates both; this test names the stale files)."""
     generated = {p.name: p.read_text() for p in (ROOT / "api" / "crds").glob("*.yaml")}
     shipped = {p.name: p.read_text() for p in (CHART / "crds").glob("*.yaml")}
     assert sorted(shipped) == sorted(generated)
