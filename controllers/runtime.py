@@ -19,13 +19,22 @@ from grove.expansion.startup import DEFAULT_STARTUP_WAIT_IMAGE
 
 @dataclass
 class Options:
-    namespace: str | None = None
+    namespaces: list[str] = field(default_factory=list)  # empty: all namespaces
     concurrency: int = 64
     workers: int = 64
     qps: float = 0.0
     burst: int = 0
     startup_wait_image: str = DEFAULT_STARTUP_WAIT_IMAGE
     verbose: bool = False
+    leader_elect: bool = False
+    lease_name: str = "grove-operator"
+    lease_namespace: str = "default"
+    identity: str = ""
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+    metrics_port: int = 0  # 0: not served
+    health_port: int = 0
 
 
 @dataclass

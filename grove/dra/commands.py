@@ -59,6 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--pod-uid", default="", help="enable rolling-update socket names <driver>-<uid>-reg.sock / dra-<uid>.sock"
     )
+    p.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus /metrics on this port (0: off)")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=run)
 
@@ -83,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         pod_uid=args.pod_uid,
         lease_namespace=args.lease_namespace,
         lease_seconds=args.lease_duration_seconds,
+        metrics_port=args.metrics_port,
     )
     return DriverProcess(opts).run()
 

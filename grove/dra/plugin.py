@@ -29,7 +29,7 @@ from kubernetes import client
 
 from grove.computedomain.devices import channel_devices
 from grove.computedomain.model import DRIVER as COMPUTE_DOMAIN_DRIVER
-from grove.dra import cdi, health, service
+from grove.dra import cdi, health, metrics, service
 from grove.dra.backends import DeviceBackend, DeviceHealth, make_backend
 from grove.dra.checkpoint import CheckpointStore
 from grove.dra.claims import KubeClaimReader
@@ -68,6 +68,7 @@ class DriverOptions:
     compute_domain_channels: bool = False
     lease_seconds: int = 30  # Lease duration: how long a crashed driver blocks a successor with another identity
     lease_namespace: str = ""  # where the one-driver-per-node Lease lives (default $POD_NAMESPACE or kube-node-lease)
+    metrics_port: int = 0  # Prometheus /metrics (0: off)
 
     @property
     def data_dir(self) -> Path:
@@ -84,8 +85,9 @@ class DriverOptions:
 
     @property
     def cd_data_dir(self) -> Path:
-        """Checkpoint, sockets and simulated channel files of the compute-domain.nvidia.com instance."""
-        base = self.plugin_data_dir or Path("/var/lib/kubelet/plugins")
+        """Checkpoint, sockets and simulated channel files of the compute-domain.nvidia.com instance: next to
+        the GPU driver's directory, as NVIDIA's two plugins are (``/var/lib/kubelet/plugins/<driver>``)."""
+        base = self.plugin_data_dir.parent if self.plugin_data_dir else Path("/var/lib/kubelet/plugins")
         return base / COMPUTE_DOMAIN_DRIVER
 
     @property
@@ -152,6 +154,7 @@ class DriverProcess:
         self.cd_preparer: Preparer | None = None
         self.lease: NodeLease | None = None
         self.lease_lost = False
+        self.metrics_server: Any = None
 
     def start(self) -> None:
         o = self.opts
@@ -180,6 +183,7 @@ class DriverProcess:
             devices,
         )
         self.preparer.startup()
+        self.metrics_server = metrics.serve(o.metrics_port)
         self._serve_instance(self.preparer, self.backend.health, o.dra_socket, o.registration_socket)
         if o.compute_domain_channels:
             imex = ImexBackend(
@@ -261,8 +265,11 @@ class DriverProcess:
         while not self.stop_event.is_set():
             try:
                 self.publisher.publish(with_health_taints(devices, self._health(), self.opts.driver_name))
+                metrics.DEVICES.labels(self.opts.driver_name).set(len(devices))
                 if self.channel_publisher is not None:
-                    self.channel_publisher.publish(channel_devices())
+                    channels = channel_devices()
+                    self.channel_publisher.publish(channels)
+                    metrics.DEVICES.labels(COMPUTE_DOMAIN_DRIVER).set(len(channels))
                 if not self.published.is_set():
                     self.publish_seconds = time.monotonic() - self.started_at
                     log.info("ResourceSlices published %.3fs after start", self.publish_seconds)
@@ -315,6 +322,9 @@ class DriverProcess:
         o.dra_socket.unlink(missing_ok=True)
         o.cd_dra_socket.unlink(missing_ok=True)
         self._servers.clear()
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
+            self.metrics_server = None
 
     def _lease_held(self) -> bool:
         assert self.lease is not None

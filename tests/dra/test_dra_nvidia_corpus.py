@@ -283,7 +283,7 @@ def test_nvidia_style_corpus(cluster: Any, namespace: str, corpus: tuple[Drivers
     assert node_entry["path"] == "/dev/nvidia-caps-imex-channels/channel0"
     assert Path(node_entry["hostPath"]).is_file()
     _, cd_data, _ = drivers.dirs(cd_node)
-    assert Path(node_entry["hostPath"]) == cd_data / CD / "root/dev/nvidia-caps-imex-channels/channel0"
+    assert Path(node_entry["hostPath"]) == cd_data.parent / CD / "root/dev/nvidia-caps-imex-channels/channel0"
 
     # 9. an unknown opaque-config field is refused per claim, next to a good claim in the same call
     c.template("typo", gpu_req, [gpu_config({"strategy": "MPS", "mpsConfig": {"defaultActiveThreadPercentag": 5}})])

@@ -1,0 +1,139 @@
+"""The PodClique reconciler. Spec step: create missing pods, delete pods for scale-in and rolling updates,
+remove scheduling gates of listed pods, release dependents once their startup parents are available.
+Status step: the PodClique status from its cached pods, and an Event when minAvailable is breached."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any
+
+from controllers import events
+from controllers.client import PRIORITY_GATES, STRATEGIC
+from controllers.queue_keys import PCLQ
+from controllers.runtime import Runtime, now
+from controllers.workqueue import Hints
+from controllers.writes import (
+    counted,
+    create_or_forget,
+    delete,
+    forget_on_error,
+    object_key,
+    pod_path,
+    run,
+    write_status,
+)
+from grove.api import constants as c
+from grove.expansion import claims, conditions, gating, pod, podgang, rollout, scale, startup, status
+from grove.expansion.observed import PodView
+
+
+async def reconcile(rt: Runtime, ns: str, name: str, hints: Hints) -> None:
+    pclq = rt.cache.pclq(ns, name)
+    if pclq is None or pclq["metadata"].get("deletionTimestamp"):
+        return
+    pods = rt.cache.pods(ns, name)
+    parents_ok = _parents_available(rt, ns, pclq)
+    writes: list[Awaitable[Any]] = []
+    _sync_pods(rt, ns, pclq, pods, parents_ok, writes)
+    _sync_gates(rt, ns, pclq, pods, parents_ok, writes)
+    if await run(writes):
+        return
+    await _sync_status(rt, ns, name, pclq, pods)
+
+
+def _parents_available(rt: Runtime, ns: str, pclq: dict[str, Any]) -> bool:
+    """Whether every startup parent (`startsAfter`) has minAvailable Ready pods."""
+    parents = list((pclq.get("spec") or {}).get("startsAfter") or [])
+    if not parents:
+        return True
+    ready: dict[str, int] = {}
+    mins: dict[str, int] = {}
+    for parent in parents:
+        parent_obj = rt.cache.pclq(ns, parent)
+        if parent_obj is not None:
+            mins[parent] = int((parent_obj.get("spec") or {}).get("minAvailable") or 1)
+            ready[parent] = sum(p.ready and not p.terminating for p in rt.cache.pods(ns, parent))
+    return startup.parents_ready(parents, ready, mins)
+
+
+def _sync_pods(
+    rt: Runtime,
+    ns: str,
+    pclq: dict[str, Any],
+    pods: list[PodView],
+    parents_ok: bool,
+    writes: list[Awaitable[Any]],
+) -> None:
+    """Missing pod indices are created; scale-in (highest index first), then the rolling update's
+    replacements (grove/expansion/rollout.py) are deleted."""
+    spec = pclq.get("spec") or {}
+    labels = pclq["metadata"].get("labels") or {}
+    want = int(spec.get("replicas", 0))
+    owner = rt.cache.pcs(ns, labels.get(c.LABEL_PART_OF, ""))
+    model = rt.load(owner).model if owner is not None and claims.available() else None
+    for index in scale.missing_pod_indices(pods, want):
+        desired = pod.desired_pod(
+            pclq, index, startup_wait_image=rt.options.startup_wait_image, pcs=model, startup_released=parents_ok
+        )
+        key = object_key(desired)
+        if not rt.creates.pending(key):
+            rt.creates.expect(key)
+            writes.append(counted(create_or_forget(rt, key, desired)))
+    strategy = (((owner or {}).get("spec") or {}).get("updateStrategy") or {}).get("type", rollout.ROLLING_RECREATE)
+    victims = scale.pods_to_delete(pods, want)
+    if owner is not None:
+        victims += rollout.pods_to_replace(
+            pods,
+            labels.get(c.LABEL_POD_TEMPLATE_HASH),
+            want,
+            int(spec.get("minAvailable") or want or 1),
+            strategy,
+        )
+    for victim in victims:
+        ref = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": victim.name, "namespace": ns, "uid": victim.uid}}
+        writes.append(delete(rt, ref))
+
+
+def _sync_gates(
+    rt: Runtime,
+    ns: str,
+    pclq: dict[str, Any],
+    pods: list[PodView],
+    parents_ok: bool,
+    writes: list[Awaitable[Any]],
+) -> None:
+    """Remove our scheduling gate from pods listed in their PodGang (scaled gangs: once the base gang is
+    scheduled), and release dependents' startup-wait once their parents are available."""
+    labels = pclq["metadata"].get("labels") or {}
+    gang = rt.cache.podgang(ns, labels.get(c.LABEL_PODGANG, ""))
+    base_ok = True
+    if gating.is_scaled(pclq):
+        base = rt.cache.podgang(ns, labels.get(c.LABEL_BASE_PODGANG, ""))
+        scheduled = {}
+        for group in (base or {}).get("spec", {}).get("podgroups") or []:
+            member = rt.cache.pclq(ns, group["name"])
+            scheduled[group["name"]] = int(((member or {}).get("status") or {}).get("scheduledReplicas", 0))
+        base_ok = podgang.base_gang_scheduled(base, scheduled)
+    for view in gating.pods_to_ungate(pclq, pods, gang, base_ok):
+        if not rt.writes.pending(("ungate", view.uid)):
+            rt.writes.expect(("ungate", view.uid))
+            ungate = rt.kube.patch(
+                pod_path(ns, view.name), gating.UNGATE_PATCH, content_type=STRATEGIC, priority=PRIORITY_GATES
+            )
+            writes.append(counted(forget_on_error(rt, ("ungate", view.uid), ungate)))
+    for view in gating.pods_to_release(pods, parents_ok):
+        if not rt.writes.pending(("release", view.uid)):
+            rt.writes.expect(("release", view.uid))
+            release = rt.kube.patch(pod_path(ns, view.name), gating.RELEASE_PATCH, priority=PRIORITY_GATES)
+            writes.append(counted(forget_on_error(rt, ("release", view.uid), release)))
+
+
+async def _sync_status(rt: Runtime, ns: str, name: str, pclq: dict[str, Any], pods: list[PodView]) -> None:
+    desired = status.podclique_status(pclq, pods, now())
+    previous = pclq.get("status") or {}
+    was_false = conditions.is_false(previous.get("conditions"), c.CONDITION_MIN_AVAILABLE_BREACHED)
+    breached = conditions.is_true(desired["conditions"], c.CONDITION_MIN_AVAILABLE_BREACHED)
+    await write_status(rt, pclq, desired, (PCLQ, ns, name))
+    if was_false and breached:
+        cond = conditions.get(desired["conditions"], c.CONDITION_MIN_AVAILABLE_BREACHED) or {}
+        await events.post(rt.kube, pclq, "Warning", "MinAvailableBreached", str(cond.get("message", "")))

@@ -1,0 +1,202 @@
+"""The PodCliqueSet reconciler. Spec step: per PCS replica, its PodCliques and PodCliqueScalingGroups, claim
+objects, PodGangs (and their status), headless Service and HPAs; then scale-in of PCS replicas and stale claim
+objects. Status step: the PCS status from the children's cached statuses, only when the spec step sent
+nothing (the watch events of its writes bring the next pass)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any
+
+from controllers import claimobjects, events
+from controllers.queue_keys import PCS
+from controllers.runtime import Loaded, Runtime, now
+from controllers.workqueue import Hints
+from controllers.writes import delete, ensure, replica_index, run, write_status
+from grove.api import constants as c
+from grove.expansion import claims, hpa, naming, podclique, podgang, scalinggroup, service, status
+from grove.expansion import spec as specs
+
+
+async def reconcile(rt: Runtime, ns: str, name: str, hints: Hints) -> None:
+    pcs = rt.cache.pcs(ns, name)
+    if pcs is None or pcs["metadata"].get("deletionTimestamp"):
+        return  # deletion: garbage collection removes the children (no finalizer, Grove #556)
+    loaded = rt.load(pcs)
+    if loaded.model is None:
+        await _invalid(rt, pcs, loaded)
+        return
+    if await _sync_spec(rt, pcs, loaded.model, hints):
+        return  # the watch events of these writes bring us back; status from a stale cache would be wasted
+    await _sync_status(rt, pcs, loaded)
+
+
+async def _invalid(rt: Runtime, pcs: dict[str, Any], loaded: Loaded) -> None:
+    """Rules the CRD cannot express: create nothing, say why, never crash."""
+    gen_key = (pcs["metadata"].get("uid"), pcs["metadata"].get("generation"))
+    await write_status(rt, pcs, status.podcliqueset_status(pcs, {}, loaded.errors, None, now()))
+    if ("invalid", gen_key) in rt.warned:
+        return
+    rt.warned.add(("invalid", gen_key))
+    field, message = loaded.errors[0]
+    more = f" (and {len(loaded.errors) - 1} more)" if len(loaded.errors) > 1 else ""
+    await events.post(rt.kube, pcs, "Warning", "SpecInvalid", f"{field}: {message}{more}")
+
+
+def gang_member_cliques(
+    model: Any, pcs_name: str, replica: int, group_replicas: dict[str, int]
+) -> list[tuple[str, str]]:
+    """(clique name, FQN) of every PodClique of one PCS replica (the members of its gangs)."""
+    out = [(cl.name, naming.podclique_name(pcs_name, replica, cl.name)) for cl in specs.standalone_cliques(model)]
+    for group in model.spec.template.pod_clique_scaling_groups or []:
+        fqn = naming.scaling_group_name(pcs_name, replica, group.name)
+        for j in range(group_replicas.get(group.name, group.replicas)):
+            out.extend(
+                (cl.name, naming.scaling_group_podclique_name(fqn, j, cl.name))
+                for cl in specs.group_members(model, group)
+            )
+    return out
+
+
+def _by_replica(objects: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    out: dict[int, list[dict[str, Any]]] = {}
+    for obj in objects:
+        out.setdefault(replica_index(obj), []).append(obj)
+    return out
+
+
+async def _sync_spec(rt: Runtime, pcs: dict[str, Any], model: Any, hints: Hints) -> int:
+    """Write what differs; returns how many requests were sent."""
+    meta = pcs["metadata"]
+    ns, name = meta.get("namespace", ""), meta["name"]
+    want = int(model.spec.replicas)
+    indices = range(want) if hints is None else sorted(h for h in hints if isinstance(h, int) and 0 <= h < want)
+    # Creation order matters at scale: PodCliques first (their pods are the long pole), then PodGangs,
+    # then Services; the client's semaphore serves waiters in this order.
+    first: list[Awaitable[Any]] = []
+    later: list[Awaitable[Any]] = []
+    observed_gangs = rt.cache.podgangs_of_pcs(ns, name)
+    observed_hpas = rt.cache.hpas_of_pcs(ns, name)
+    gangs_by_replica = _by_replica(observed_gangs)
+    hpas_by_replica = _by_replica(observed_hpas)
+    with_claims = claims.available()
+    externals = claimobjects.external_templates(rt, model, ns, name) if with_claims else {}
+    live: dict[int, tuple[dict[str, int], dict[str, int]]] = {}
+    stamp = now()
+    for i in indices:
+        group_replicas = _sync_children(rt, pcs, model, i, first)
+        counts: dict[str, int] = {}
+        # Live clique replicas (`kubectl scale pclq` changes no generation); for cliques in a scaling group,
+        # the largest of its PodCliques (claim_objects/is_stale take one count per clique name).
+        clique_replicas: dict[str, int] = {}
+        for clique_name, fqn in gang_member_cliques(model, name, i, group_replicas):
+            member = rt.cache.pclq(ns, fqn)
+            if member is not None:
+                counts[fqn] = int(member["spec"].get("replicas", 0))
+                clique_replicas[clique_name] = max(clique_replicas.get(clique_name, 0), counts[fqn])
+        if with_claims:
+            live[i] = (group_replicas, clique_replicas)
+            create_claims = claimobjects.replica_claims(rt, pcs, model, i, group_replicas, clique_replicas, externals)
+            if create_claims is not None:
+                first.append(create_claims)
+        _sync_gangs(rt, pcs, model, i, group_replicas, counts, gangs_by_replica.get(i, []), stamp, later)
+        later.append(
+            ensure(rt, service.headless_service(model, pcs, i), rt.cache.service(ns, naming.service_name(name, i)))
+        )
+        _sync_hpas(rt, pcs, model, i, hpas_by_replica.get(i, []), later)
+    writes = first + later
+    # Scale-in of PCS replicas: highest indices first (Grove §2.11); GC removes what the deleted objects own.
+    # Only on full passes (a PCS event or a restart): child events never create indices >= spec.replicas.
+    if hints is None:
+        doomed = [
+            obj
+            for obj in (
+                *rt.cache.pclqs_owned_by(ns, c.KIND_PODCLIQUESET, name),
+                *rt.cache.pcsgs_of_pcs(ns, name),
+                *observed_gangs,
+                *rt.cache.services_of_pcs(ns, name),
+                *observed_hpas,
+            )
+            if replica_index(obj) >= want
+        ]
+        doomed.sort(key=lambda o: -replica_index(o))
+        writes.extend(delete(rt, obj) for obj in doomed)
+    if with_claims:
+        writes.extend(delete(rt, obj) for obj in claimobjects.stale_claims(rt, model, ns, name, want, live))
+    return await run(writes)
+
+
+def _sync_children(
+    rt: Runtime, pcs: dict[str, Any], model: Any, i: int, writes: list[Awaitable[Any]]
+) -> dict[str, int]:
+    """Standalone PodCliques and PCSGs of replica `i`; returns the live replicas of each scaling group."""
+    ns, name = pcs["metadata"].get("namespace", ""), pcs["metadata"]["name"]
+    for clique in specs.standalone_cliques(model):
+        observed = rt.cache.pclq(ns, naming.podclique_name(name, i, clique.name))
+        writes.append(ensure(rt, podclique.standalone_podclique(model, pcs, i, clique, observed), observed))
+    group_replicas: dict[str, int] = {}
+    for group in model.spec.template.pod_clique_scaling_groups or []:
+        observed = rt.cache.pcsg(ns, naming.scaling_group_name(name, i, group.name))
+        desired = scalinggroup.scaling_group(model, pcs, i, group, observed)
+        group_replicas[group.name] = int((observed or desired)["spec"]["replicas"])
+        writes.append(ensure(rt, desired, observed))
+    return group_replicas
+
+
+def _sync_gangs(
+    rt: Runtime,
+    pcs: dict[str, Any],
+    model: Any,
+    i: int,
+    group_replicas: dict[str, int],
+    counts: dict[str, int],
+    observed_gangs: list[dict[str, Any]],
+    stamp: str,
+    writes: list[Awaitable[Any]],
+) -> None:
+    """The PodGangs of replica `i` and their status; scaled gangs of group replicas that no longer exist go."""
+    ns, name = pcs["metadata"].get("namespace", ""), pcs["metadata"]["name"]
+    gangs = podgang.podgangs(model, pcs, i, group_replicas, counts)
+    for gang in gangs:
+        observed = rt.cache.podgang(ns, gang["metadata"]["name"])
+        writes.append(ensure(rt, gang, observed))
+        if observed is not None:
+            pods = {g["name"]: rt.cache.pods(ns, g["name"]) for g in gang["spec"]["podgroups"]}
+            gang_status = podgang.podgang_status(gang, pods, observed.get("status"), stamp)
+            if observed.get("status") or gang_status["conditions"][0]["status"] == "True":
+                writes.append(write_status(rt, observed, gang_status, (PCS, ns, name)))
+    desired_names = {g["metadata"]["name"] for g in gangs}
+    writes.extend(delete(rt, gang) for gang in observed_gangs if gang["metadata"]["name"] not in desired_names)
+
+
+def _sync_hpas(
+    rt: Runtime,
+    pcs: dict[str, Any],
+    model: Any,
+    i: int,
+    observed_hpas: list[dict[str, Any]],
+    writes: list[Awaitable[Any]],
+) -> None:
+    """HPAs of replica `i`; ones whose config was removed are deleted."""
+    ns = pcs["metadata"].get("namespace", "")
+    desired_hpas = hpa.hpas(model, pcs, i)
+    writes.extend(ensure(rt, d, rt.cache.hpa(ns, d["metadata"]["name"])) for d in desired_hpas)
+    names = {h["metadata"]["name"] for h in desired_hpas}
+    writes.extend(delete(rt, o) for o in observed_hpas if o["metadata"]["name"] not in names)
+
+
+async def _sync_status(rt: Runtime, pcs: dict[str, Any], loaded: Loaded) -> None:
+    """Status from the cache (children's own statuses are kept by their reconciles)."""
+    model = loaded.model
+    assert model is not None
+    ns, name = pcs["metadata"].get("namespace", ""), pcs["metadata"]["name"]
+    standalone = specs.standalone_cliques(model)
+    groups = model.spec.template.pod_clique_scaling_groups or []
+    per_replica: dict[int, tuple[list[dict[str, Any] | None], list[dict[str, Any] | None]]] = {}
+    for i in range(int(model.spec.replicas)):
+        per_replica[i] = (
+            [rt.cache.pclq(ns, naming.podclique_name(name, i, cl.name)) for cl in standalone],
+            [rt.cache.pcsg(ns, naming.scaling_group_name(name, i, g.name)) for g in groups],
+        )
+    desired = status.podcliqueset_status(pcs, per_replica, [], loaded.generation_hash, now())
+    await write_status(rt, pcs, desired, (PCS, ns, name))

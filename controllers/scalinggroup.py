@@ -1,0 +1,45 @@
+"""The PodCliqueScalingGroup reconciler. Spec step: the member PodCliques of each group replica, and scale-in
+of group replicas (highest index first). Status step: the PCSG status from its members' cached statuses."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any
+
+from controllers.queue_keys import PCSG
+from controllers.runtime import Runtime, now
+from controllers.workqueue import Hints
+from controllers.writes import delete, ensure, run, write_status
+from grove.api import constants as c
+from grove.expansion import scalinggroup, status
+
+
+async def reconcile(rt: Runtime, ns: str, name: str, hints: Hints) -> None:
+    pcsg = rt.cache.pcsg(ns, name)
+    if pcsg is None or pcsg["metadata"].get("deletionTimestamp"):
+        return
+    pcs_name = (pcsg["metadata"].get("labels") or {}).get(c.LABEL_PART_OF, "")
+    pcs = rt.cache.pcs(ns, pcs_name)
+    if pcs is None:
+        return
+    model = rt.load(pcs).model
+    if model is None:
+        return
+    group_name = scalinggroup.group_name_of(pcs_name, pcsg)
+    if not any(g.name == group_name for g in model.spec.template.pod_clique_scaling_groups or []):
+        return
+    existing = {o["metadata"]["name"]: o for o in rt.cache.pclqs_owned_by(ns, c.KIND_PODCLIQUESCALINGGROUP, name)}
+    desired = scalinggroup.member_podcliques(model, pcsg, existing)
+    desired_names = {d["metadata"]["name"] for d in desired}
+    writes: list[Awaitable[Any]] = [ensure(rt, d, existing.get(d["metadata"]["name"])) for d in desired]
+    # Scale-in: highest group replica index first (Grove's computePCSGReplicasToDelete).
+    extra = [o for n, o in existing.items() if n not in desired_names]
+    extra.sort(key=lambda o: -int((o["metadata"].get("labels") or {}).get(c.LABEL_PCSG_REPLICA_INDEX, "0")))
+    writes.extend(delete(rt, o) for o in extra)
+    if await run(writes):
+        return
+    members: dict[int, list[dict[str, Any] | None]] = {}
+    for d in desired:
+        j = int(d["metadata"]["labels"][c.LABEL_PCSG_REPLICA_INDEX])
+        members.setdefault(j, []).append(existing.get(d["metadata"]["name"]))
+    await write_status(rt, pcsg, status.scaling_group_status(pcsg, members, now()), (PCSG, ns, name))

@@ -1,0 +1,153 @@
+"""The write primitives every reconciler shares: create-if-missing, patch-if-different, status-if-different,
+delete-once. Each remembers what it sent (`Runtime.creates` / `Runtime.writes`) until the watch event of the
+write arrives, so a reconcile that runs again before that never repeats a write."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import time
+from collections.abc import Awaitable, Iterable
+from typing import Any
+
+from controllers.runtime import Runtime
+from grove.api import constants as c
+from grove.expansion import diff, status
+
+# Requests sent by the current reconcile (a reconcile that wrote something skips its status write: the watch
+# events of its own writes trigger the next pass, which then sees fresh state).
+_SENT: contextvars.ContextVar[list[int]] = contextvars.ContextVar("grove_sent")
+
+# Status writes of one object are at least this far apart: pods often go created -> scheduled -> Ready within a
+# second (on KWOK in milliseconds), and one write for the lot is enough. The reconcile is re-queued instead.
+STATUS_MIN_INTERVAL = 1.0
+
+
+def start_counting() -> None:
+    """Begin a reconcile: `run` reports the requests sent from here on."""
+    _SENT.set([0])
+
+
+def count() -> None:
+    counter = _SENT.get(None)
+    if counter is not None:
+        counter[0] += 1
+
+
+async def counted(call: Awaitable[Any]) -> Any:
+    count()
+    return await call
+
+
+def object_key(obj: dict[str, Any]) -> tuple[str, str, str]:
+    meta = obj["metadata"]
+    return (obj["kind"], meta.get("namespace", ""), meta["name"])
+
+
+def replica_index(obj: dict[str, Any]) -> int:
+    """The PCS replica an object belongs to, from its label (-1: none, a set-level object)."""
+    value = ((obj.get("metadata") or {}).get("labels") or {}).get(c.LABEL_PCS_REPLICA_INDEX, "")
+    return int(value) if value.isdigit() else -1
+
+
+def pod_path(ns: str, name: str) -> str:
+    return f"/api/v1/namespaces/{ns}/pods/{name}"
+
+
+async def run(writes: Iterable[Awaitable[Any]]) -> int:
+    """Run writes concurrently (the client bounds concurrency); raise the first error after all finished.
+    Returns how many requests were actually sent."""
+    counter = _SENT.get()
+    before = counter[0]
+    results = await asyncio.gather(*writes, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return counter[0] - before
+
+
+async def ensure(rt: Runtime, desired: dict[str, Any], observed: dict[str, Any] | None) -> None:
+    """Create if missing (unless a create is already in flight), patch if labels/annotations/spec differ."""
+    key = object_key(desired)
+    if observed is None:
+        if rt.creates.pending(key):
+            return
+        rt.creates.expect(key)
+        count()
+        try:
+            await rt.kube.create(desired)
+        except Exception:
+            rt.creates.observe(key)  # let the retry write again
+            raise
+        return
+    rt.creates.observe(key)
+    if observed["metadata"].get("deletionTimestamp"):
+        return
+    patch = diff.update_patch(desired, observed)
+    if patch is None:
+        return
+    rv = observed["metadata"].get("resourceVersion")
+    if rt.writes.pending(("spec", key), (rv, repr(patch))):
+        return
+    rt.writes.expect(("spec", key), (rv, repr(patch)))
+    count()
+    try:
+        await rt.kube.patch(desired, patch)
+    except Exception:
+        rt.writes.observe(("spec", key))
+        raise
+
+
+async def write_status(
+    rt: Runtime, obj: dict[str, Any], desired: dict[str, Any], requeue: tuple[str, str, str] | None = None
+) -> None:
+    """Patch /status only if it differs from the observed status (and was not just sent)."""
+    if not status.differs(obj.get("status"), desired):
+        return
+    uid = obj["metadata"].get("uid")
+    if rt.writes.pending(("status", uid), desired):
+        return
+    last = rt.status_written.get(uid)
+    elapsed = time.monotonic() - last if last is not None else STATUS_MIN_INTERVAL
+    if requeue is not None and elapsed < STATUS_MIN_INTERVAL:
+        if rt.queue is not None:
+            rt.queue.add(requeue, None, delay=STATUS_MIN_INTERVAL - elapsed)
+        return
+    rt.status_written[uid] = time.monotonic()
+    rt.writes.expect(("status", uid), desired)
+    try:
+        await rt.kube.patch(obj, {"status": desired}, subresource="status")
+    except Exception:
+        rt.writes.observe(("status", uid))
+        raise
+
+
+async def delete(rt: Runtime, obj: dict[str, Any]) -> None:
+    uid = obj["metadata"].get("uid")
+    if obj["metadata"].get("deletionTimestamp") or rt.writes.pending(("delete", uid)):
+        return
+    rt.writes.expect(("delete", uid))
+    count()
+    try:
+        await rt.kube.delete(obj, uid=uid)
+    except Exception:
+        rt.writes.observe(("delete", uid))
+        raise
+
+
+async def forget_on_error(rt: Runtime, key: Any, call: Awaitable[Any]) -> Any:
+    """Await a write recorded under `key` in `rt.writes`; forget it on failure so the retry writes again."""
+    try:
+        return await call
+    except Exception:
+        rt.writes.observe(key)
+        raise
+
+
+async def create_or_forget(rt: Runtime, key: Any, obj: dict[str, Any]) -> None:
+    """Create an object recorded under `key` in `rt.creates`; forget it on failure so the retry creates again."""
+    try:
+        await rt.kube.create(obj)
+    except Exception:
+        rt.creates.observe(key)
+        raise
