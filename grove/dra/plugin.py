@@ -116,6 +116,8 @@ class DriverProcess:
         self.backend = backend or make_backend(opts.backend, opts.node_name, opts.data_dir, opts.simulated_config)
         self.api_client = api_client
         self.stop_event = threading.Event()
+        # set on stop and when the backend reports a health change: the slices are republished at once
+        self.wake = threading.Event()
         self.published = threading.Event()
         self.started_at = time.monotonic()
         self.publish_seconds: float | None = None
@@ -145,6 +147,7 @@ class DriverProcess:
         )
         self.preparer.startup()
         self.metrics_server = metrics.serve(o.metrics_port)
+        self.backend.start_health_monitor(self.stop_event, self.wake.set)
         probe, interval, stop = self.backend.health, o.health_interval, self.stop_event
         preparer = self.preparer
         self._servers.append(
@@ -205,7 +208,8 @@ class DriverProcess:
                     log.info("ResourceSlices published %.3fs after start", self.publish_seconds)
                     self.published.set()
                 backoff = 0.5
-                self.stop_event.wait(self.opts.resync_seconds)
+                self.wake.wait(self.opts.resync_seconds)
+                self.wake.clear()
             except Exception as e:
                 log.error("publishing ResourceSlices failed (retry in %.1fs): %s", backoff, e)
                 self.stop_event.wait(backoff)
@@ -221,6 +225,7 @@ class DriverProcess:
     def stop(self) -> None:
         """Unregister, delete our slices, stop serving. Safe to call twice."""
         self.stop_event.set()
+        self.wake.set()
         o = self.opts
         if len(self._servers) > 1:
             self._servers[1].stop(grace=1).wait()

@@ -170,7 +170,9 @@ def test_slices_allocation_prepare_unprepare(cluster: Any, namespace: str, drive
     # an unhealthy device is tainted (the API server accepts it and adds timeAdded)
     [a100] = slices_of(resource, n_a100)
     tainted = {d["name"]: d["taints"] for d in a100["spec"]["devices"] if d.get("taints")}
-    assert list(tainted) == ["gpu-3"] and tainted["gpu-3"][0]["key"] == "gpu.nvidia.com/unhealthy"
+    assert list(tainted) == ["gpu-3"]
+    assert {k: v for k, v in tainted["gpu-3"][0].items() if k != "timeAdded"} == {
+        "key": "gpu.nvidia.com/xid", "value": "79", "effect": "NoSchedule"}
     assert tainted["gpu-3"][0].get("timeAdded")
 
     # periodic re-publication against the real API server writes nothing when nothing changed
@@ -235,7 +237,7 @@ def test_slices_allocation_prepare_unprepare(cluster: Any, namespace: str, drive
 
     wait_for(unschedulable, 60, "four-a100 reported Unschedulable (one A100 is tainted)")
     a100_req["exactly"]["tolerations"] = [
-        {"key": "gpu.nvidia.com/unhealthy", "operator": "Exists", "effect": "NoSchedule"}]
+        {"key": "gpu.nvidia.com/xid", "operator": "Exists", "effect": "NoSchedule"}]
     node4, claim4 = claim_pod(core, resource, namespace, "four-a100-tolerating", a100_req)
     assert node4 == n_a100
     assert "gpu-3" in {r["device"] for r in claim4["status"]["allocation"]["devices"]["results"]}

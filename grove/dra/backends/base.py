@@ -7,10 +7,14 @@ checkpoint does); it may keep its own bookkeeping to refuse a device that is alr
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from grove.dra import healthtaints
 from grove.dra.devices import AllocatableDevice
+from grove.dra.healthtaints import HealthTaint
 from grove.dra.opaqueconfig import DeviceConfig
 
 
@@ -36,10 +40,18 @@ class ContainerEdits:
 
 @dataclass(frozen=True)
 class DeviceHealth:
-    """Health of one device as reported on the DRAResourceHealth stream."""
+    """Health of one device: ``healthy`` and ``message`` for the DRAResourceHealth stream, ``taints`` (NVIDIA's
+    keys, see ``grove.dra.healthtaints``) for the ResourceSlice."""
 
     healthy: bool
     message: str = ""
+    taints: tuple[HealthTaint, ...] = ()
+
+    @classmethod
+    def of(cls, taints: Iterable[HealthTaint]) -> DeviceHealth:
+        """Health as NVIDIA derives it from a device's taints."""
+        found = tuple(taints)
+        return cls(healthtaints.is_healthy(found), healthtaints.describe(found), found)
 
 
 @runtime_checkable
@@ -70,4 +82,10 @@ class DeviceBackend(Protocol):
 
     def health(self) -> dict[str, DeviceHealth]:
         """Current health per device name."""
+        ...
+
+    def start_health_monitor(self, stop: threading.Event, changed: Callable[[], None]) -> None:
+        """Watch for health events in the background until ``stop`` is set, calling ``changed`` when a device's
+        health changed (so the slice is republished at once); a no-op for backends that compute health on
+        every ``health()`` call."""
         ...
