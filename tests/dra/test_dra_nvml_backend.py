@@ -40,7 +40,11 @@ class FakeNvml:
     """Just enough of pynvml. ``mig`` maps GPU index -> [(profile, placementStart, giId)]."""
 
     NVML_DEVICE_MIG_ENABLE = 1
+    NVML_ERROR_NOT_SUPPORTED = 3
     NVML_ERROR_TIMEOUT = 10
+    NVML_DEVICE_ADDRESSING_MODE_NONE = 0
+    NVML_DEVICE_ADDRESSING_MODE_HMM = 1
+    NVML_DEVICE_ADDRESSING_MODE_ATS = 2
     NVML_ERROR_GPU_IS_LOST = 15
     nvmlEventTypeSingleBitEccError = 1
     nvmlEventTypeDoubleBitEccError = 2
@@ -55,6 +59,9 @@ class FakeNvml:
         self.registered: dict[int, int] = {}  # GPU index -> registered event mask
         self.no_events: set[int] = set()  # GPUs that support no events (too old)
         self.freed = False
+
+    def nvmlDeviceGetAddressingMode(self, h: Any) -> int:
+        raise NVMLError(self.NVML_ERROR_NOT_SUPPORTED)  # an x86 HGX node: not a coherent-memory platform
 
     def nvmlEventSetCreate(self) -> str:
         assert self.inits >= 1, "NVML used outside an init/shutdown session"

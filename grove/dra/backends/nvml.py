@@ -82,6 +82,30 @@ def mig_cap_minor(proc_root: Path, parent_minor: int, gi: int, ci: int | None = 
     return None
 
 
+def numa_node(sys_root: Path, bus_id: str) -> int | None:
+    """The NUMA node of a PCI device from sysfs (``numa_node``); None when unknown or -1 (no NUMA)."""
+    try:
+        value = int((sys_root / "bus/pci/devices" / bus_id / "numa_node").read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return value if value >= 0 else None
+
+
+def addressing_mode(n: Any, h: Any) -> str:
+    """NVML's addressing mode as NVIDIA's driver names it (go-nvlib's GetAddressingModeAsString): HMM, ATS or
+    None on coherent-memory systems, "" where NVML does not support the query (then it is not published)."""
+    try:
+        mode = int(n.nvmlDeviceGetAddressingMode(h))
+    except n.NVMLError:  # NOT_SUPPORTED: not a coherent-memory platform
+        return ""
+    names = {
+        n.NVML_DEVICE_ADDRESSING_MODE_HMM: "HMM",
+        n.NVML_DEVICE_ADDRESSING_MODE_ATS: "ATS",
+        n.NVML_DEVICE_ADDRESSING_MODE_NONE: "None",
+    }
+    return names.get(mode, "")
+
+
 def pcie_root(sys_root: Path, bus_id: str) -> str:
     """The PCIe root complex (``pci<domain>:<bus>``) above a device, from its sysfs path; "" if unknown."""
     try:
@@ -142,6 +166,8 @@ class NvmlBackend:
             pci_bus_id=bus,
             mig_enabled=mig_on,
             pcie_root=pcie_root(self.sys_root, bus),
+            numa_node=numa_node(self.sys_root, bus),
+            addressing_mode=addressing_mode(n, h),
         )
 
     def _mig_devices(self, n: Any, h: Any, gpu: GpuInfo) -> list[AllocatableDevice]:

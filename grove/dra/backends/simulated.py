@@ -101,6 +101,7 @@ class SimulatedBackend:
                 pci_bus_id=f"0000:{0x18 + 0x10 * i:02x}:00.0",
                 mig_enabled=i in layout,
                 pcie_root=f"pci0000:{0x10 + 0x10 * i:02x}",
+                numa_node=0 if i < (int(cfg["count"]) + 1) // 2 else 1,  # two sockets, GPUs split evenly
             )
             if i not in layout:
                 devices.append(AllocatableDevice(gpu=gpu))
