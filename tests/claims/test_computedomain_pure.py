@@ -236,3 +236,18 @@ def test_controller_registers_into_any_registry() -> None:
     assert "cd_login" in [h.id for h in default._activities.get_all_handlers()]
     # no timers, daemons or change handlers: kopf adds no finalizers and writes no annotations
     assert not list(registry._spawning.get_all_handlers()) and not list(registry._changing.get_all_handlers())
+
+
+def test_deletion_races_are_expected_answers() -> None:
+    """While a namespace is deleted, 404/409 and "namespace terminating" are normal (issue 14); others are not."""
+    from kubernetes.client import ApiException
+
+    from grove.computedomain.controller import expected_during_deletion
+
+    terminating = ApiException(status=403, reason="Forbidden")
+    terminating.body = '{"details": {"causes": [{"reason": "NamespaceTerminating"}]}, "code": 403}'
+    assert expected_during_deletion(terminating)
+    assert expected_during_deletion(ApiException(status=404)) and expected_during_deletion(ApiException(status=409))
+    rbac = ApiException(status=403, reason="Forbidden")
+    rbac.body = '{"message": "cannot create resource", "code": 403}'
+    assert not expected_during_deletion(rbac) and not expected_during_deletion(ApiException(status=422))
