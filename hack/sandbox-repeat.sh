@@ -23,4 +23,4 @@ for i in $(seq 1 "$runs"); do
   echo "run $i/$runs: up $result in $(( $(date +%s) - start ))s"
 done
 echo "sandbox up succeeded $ok/$runs"
-[ "$ok" -eq "$runs" ]
+if [ "$ok" -eq "$runs" ]; then rm -rf "$work"; else echo "logs: $work"; exit 1; fi
