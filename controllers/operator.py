@@ -172,8 +172,8 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
     for resource in (CLAIM_RES, TEMPLATE_RES, DOMAIN_RES):
         kopf.on.event(*resource, id=f"grove_{resource[2]}", registry=registry)(on_claim_object)
 
-    # The ComputeDomain controller (channel templates, status) runs in the same process and registry. Its pod
-    # index sees only the pods this operator watches (server-side selector managed-by=grove-operator).
+    # The ComputeDomain controller (channel templates, status) runs in the same process and registry. Its status
+    # follows the channel claims (all of them: no selector on claims), not pods, so it covers any pod (issue 14).
     computedomain_controller.register(registry, with_login=False)
     return registry
 

@@ -28,6 +28,7 @@ from grove.devcluster import (
     gpu_node_capacity,
     gpu_node_labels,
 )
+from grove.devcluster.crds import crd_names, wait_established
 from grove.devcluster.nodes import node_is_ready
 from grove.devcluster.processes import ProcessRecord, is_alive, start_process, stop_records
 
@@ -185,7 +186,14 @@ def start_platform(sandbox: Sandbox, args: argparse.Namespace, state: dict[str, 
         # Server-side apply: the PodCliqueSet CRD (with the full PodSpec schema) is too big for the
         # last-applied annotation of a client-side apply.
         kubectl(sandbox, "apply", "--server-side", "--force-conflicts", "-f", manifest)
-    kubectl(sandbox, "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+    # Per CRD by name, polling until Established (issue 14: `kubectl wait ... crd --all` fails on a CRD
+    # that has no status yet).
+    from kubernetes import config
+
+    from grove.devcluster import repo_root
+
+    with config.new_client_from_config(config_file=str(sandbox.kubeconfig)) as api:
+        wait_established(api, crd_names(repo_root() / m for m in PLATFORM_MANIFESTS), timeout=60.0)
     python = sys.executable
     sandbox.start_extra("operator", [python, "-m", "grove.cli", "operator", "--all-namespaces"])
     config_path = sandbox.dir / "simulated-gpus.yaml"

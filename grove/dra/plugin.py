@@ -142,6 +142,8 @@ class DriverProcess:
         )
         self.api_client = api_client
         self.stop_event = threading.Event()
+        # set on stop and when the backend reports a health change: the slices are republished at once
+        self.wake = threading.Event()
         self.published = threading.Event()
         self.started_at = time.monotonic()
         self.publish_seconds: float | None = None
@@ -184,6 +186,7 @@ class DriverProcess:
         )
         self.preparer.startup()
         self.metrics_server = metrics.serve(o.metrics_port)
+        self.backend.start_health_monitor(self.stop_event, self.wake.set)
         self._serve_instance(self.preparer, self.backend.health, o.dra_socket, o.registration_socket)
         if o.compute_domain_channels:
             imex = ImexBackend(
@@ -275,7 +278,8 @@ class DriverProcess:
                     log.info("ResourceSlices published %.3fs after start", self.publish_seconds)
                     self.published.set()
                 backoff = 0.5
-                self.stop_event.wait(self.opts.resync_seconds)
+                self.wake.wait(self.opts.resync_seconds)
+                self.wake.clear()
             except Exception as e:
                 log.error("publishing ResourceSlices failed (retry in %.1fs): %s", backoff, e)
                 self.stop_event.wait(backoff)
@@ -291,6 +295,7 @@ class DriverProcess:
     def stop(self) -> None:
         """Unregister, delete our slices, stop serving. Safe to call twice."""
         self.stop_event.set()
+        self.wake.set()
         o = self.opts
         for server, sock in self._reg_servers:
             server.stop(grace=1).wait()

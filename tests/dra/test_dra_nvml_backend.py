@@ -7,12 +7,15 @@ tests also prove the backend is read-only.
 from __future__ import annotations
 
 import json
+import queue
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from grove.dra import healthtaints as ht
 from grove.dra.backends.base import BackendError, DeviceBackend
 from grove.dra.backends.catalog import H100_MIG
 from grove.dra.backends.nvml import NvmlBackend, normalize_bus_id
@@ -20,19 +23,69 @@ from grove.dra.opaqueconfig import DeviceConfig
 
 
 class NVMLError(Exception):
-    pass
+    def __init__(self, value: object = None) -> None:
+        super().__init__(str(value))
+        self.value = value
+
+
+FULL = 0xFFFFFFFF  # NVML's GI/CI id in an event about a whole GPU
+
+
+def xid_event(gpu: int, code: int, gi: int = FULL, ci: int = FULL, kind: int = 8) -> SimpleNamespace:
+    """An nvmlEventData_t: NVML names the parent GPU's handle, MIG devices by GI/CI id."""
+    return SimpleNamespace(device=("gpu", gpu), eventType=kind, eventData=code, gpuInstanceId=gi,
+                           computeInstanceId=ci)
 
 
 class FakeNvml:
     """Just enough of pynvml. ``mig`` maps GPU index -> [(profile, placementStart, giId)]."""
 
     NVML_DEVICE_MIG_ENABLE = 1
+    NVML_ERROR_NOT_SUPPORTED = 3
+    NVML_ERROR_TIMEOUT = 10
+    NVML_DEVICE_ADDRESSING_MODE_NONE = 0
+    NVML_DEVICE_ADDRESSING_MODE_HMM = 1
+    NVML_DEVICE_ADDRESSING_MODE_ATS = 2
+    NVML_ERROR_GPU_IS_LOST = 15
+    nvmlEventTypeSingleBitEccError = 1
+    nvmlEventTypeDoubleBitEccError = 2
+    nvmlEventTypeXidCriticalError = 8
     NVMLError = NVMLError
 
     def __init__(self, count: int = 8, mig: dict[int, list[tuple[str, int, int]]] | None = None) -> None:
         self.count, self.mig = count, mig or {}
         self.inits = 0
         self.calls: list[str] = []
+        self.events: queue.Queue[Any] = queue.Queue()  # what nvmlEventSetWait_v2 returns (or raises), in order
+        self.registered: dict[int, int] = {}  # GPU index -> registered event mask
+        self.no_events: set[int] = set()  # GPUs that support no events (too old)
+        self.freed = False
+
+    def nvmlDeviceGetAddressingMode(self, h: Any) -> int:
+        raise NVMLError(self.NVML_ERROR_NOT_SUPPORTED)  # an x86 HGX node: not a coherent-memory platform
+
+    def nvmlEventSetCreate(self) -> str:
+        assert self.inits >= 1, "NVML used outside an init/shutdown session"
+        return "event-set"
+
+    def nvmlDeviceGetSupportedEventTypes(self, h: tuple[str, int]) -> int:
+        return 0 if h[1] in self.no_events else 0b1111
+
+    def nvmlDeviceRegisterEvents(self, h: tuple[str, int], mask: int, event_set: str) -> None:
+        assert event_set == "event-set"
+        self.registered[h[1]] = mask
+
+    def nvmlEventSetWait_v2(self, event_set: str, timeout_ms: int) -> SimpleNamespace:
+        try:
+            item = self.events.get(timeout=timeout_ms / 1000)
+        except queue.Empty:
+            raise NVMLError(self.NVML_ERROR_TIMEOUT) from None
+        if isinstance(item, Exception):
+            raise item
+        return item  # type: ignore[no-any-return]
+
+    def nvmlEventSetFree(self, event_set: str) -> None:
+        self.freed = True
 
     def __getattr__(self, name: str) -> Any:  # anything not modelled is a forbidden call
         raise AssertionError(f"backend called unmodelled/mutating NVML function {name}")
@@ -247,10 +300,82 @@ def test_health_reports_lost_devices() -> None:
     fake = FakeNvml(count=2)
     b = NvmlBackend(nvml=fake)
     b.discover()
-    assert all(h.healthy for h in b.health().values())
+    assert all(h.healthy and not h.taints for h in b.health().values())
     fake.count = 1  # GPU fell off the bus
     h = b.health()
     assert h["gpu-0"].healthy and not h["gpu-1"].healthy
+    assert h["gpu-1"].taints == (ht.gpu_lost(),)
+    fake.count = 2
+    assert b.health()["gpu-1"].taints == (ht.gpu_lost(),)  # sticky until the driver restarts, like NVIDIA's
+
+
+def taints(b: NvmlBackend) -> dict[str, tuple[ht.HealthTaint, ...]]:
+    return {name: h.taints for name, h in b.health().items() if h.taints}
+
+
+def test_xid_events_taint_the_device_they_name() -> None:
+    layout = [("3g.40gb", 4, 2), ("1g.10gb", 2, 9)]
+    fake = FakeNvml(count=3, mig={0: layout})
+    b = NvmlBackend(nvml=fake)
+    b.discover()
+    fake.nvmlInit()
+    event_set = b.register_events()
+    assert fake.registered == {0: 8, 1: 8, 2: 8}  # XID critical errors on every GPU (MIG parent included)
+    fake.events.put(xid_event(1, 79))
+    fake.events.put(xid_event(0, 48, gi=9, ci=0))  # MIG device: parent handle + GI/CI ids
+    fake.events.put(xid_event(2, 31))  # an application error: informational
+    fake.events.put(xid_event(2, 48, kind=2))  # a double-bit ECC event: not an XID event, ignored
+    fake.events.put(xid_event(0, 48, gi=5, ci=0))  # a MIG device not offered here: ignored
+    assert [b.wait_event(event_set, 100) for _ in range(6)] == [True, True, True, False, False, False]
+    assert taints(b) == {
+        "gpu-1": (ht.HealthTaint("xid", "79", "NoSchedule"),),
+        "gpu-0-mig-1g10gb-19-2": (ht.HealthTaint("xid", "48", "NoSchedule"),),
+        "gpu-2": (ht.HealthTaint("xid", "31", "None"),),
+    }
+    health = b.health()
+    assert not health["gpu-1"].healthy and health["gpu-2"].healthy and health["gpu-0-mig-3g40gb-9-4"].healthy
+    # sticky in the critical direction: a later non-fatal XID updates the value, never lowers the effect
+    fake.events.put(xid_event(1, 31))
+    assert b.wait_event(event_set, 100)
+    assert taints(b)["gpu-1"] == (ht.HealthTaint("xid", "31", "NoSchedule"),)
+    # a lost GPU: every device
+    fake.events.put(NVMLError(fake.NVML_ERROR_GPU_IS_LOST))
+    assert b.wait_event(event_set, 100)
+    assert all(ht.gpu_lost() in t for t in taints(b).values()) and len(taints(b)) == 4
+    fake.nvmlShutdown()
+
+
+def test_gpus_without_events_are_unmonitored() -> None:
+    fake = FakeNvml(count=2)
+    fake.no_events = {1}
+    b = NvmlBackend(nvml=fake)
+    b.discover()
+    fake.nvmlInit()
+    b.register_events()
+    fake.nvmlShutdown()
+    assert fake.registered == {0: 8}
+    assert taints(b) == {"gpu-1": (ht.HealthTaint("unmonitored", "", "None"),)}
+    assert b.health()["gpu-1"].healthy  # informational: the scheduler still uses it
+
+
+def test_health_monitor_thread_reports_changes() -> None:
+    fake = FakeNvml(count=2)
+    b = NvmlBackend(nvml=fake)
+    b.discover()
+    stop, changed = threading.Event(), threading.Event()
+    b.start_health_monitor(stop, changed.set)
+    assert changed.wait(5)  # registered (the first publication may carry unmonitored taints)
+    changed.clear()
+    fake.events.put(xid_event(0, 94))
+    assert changed.wait(5)
+    assert taints(b) == {"gpu-0": (ht.HealthTaint("xid", "94", "NoSchedule"),)}
+    stop.set()
+    fake.events.put(NVMLError(fake.NVML_ERROR_TIMEOUT))  # wake the waiting thread
+    for _ in range(50):
+        if fake.freed and fake.inits == 0:
+            break
+        threading.Event().wait(0.1)
+    assert fake.freed and fake.inits == 0, "the monitor frees its event set and ends its NVML session"
 
 
 def test_pcie_root_from_sysfs(tmp_path: Path) -> None:

@@ -8,12 +8,16 @@ checkpoint does); it may keep its own bookkeeping to refuse a device that is alr
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from grove.dra import healthtaints
 from grove.dra.devices import AllocatableDevice
 from grove.dra.fsutil import atomic_write
+from grove.dra.healthtaints import HealthTaint
 from grove.dra.mps import MpsLauncher
 from grove.dra.opaqueconfig import DeviceConfig
 
@@ -104,10 +108,18 @@ class GpuSettings:
 
 @dataclass(frozen=True)
 class DeviceHealth:
-    """Health of one device as reported on the DRAResourceHealth stream."""
+    """Health of one device: ``healthy`` and ``message`` for the DRAResourceHealth stream, ``taints`` (NVIDIA's
+    keys, see ``grove.dra.healthtaints``) for the ResourceSlice."""
 
     healthy: bool
     message: str = ""
+    taints: tuple[HealthTaint, ...] = ()
+
+    @classmethod
+    def of(cls, taints: Iterable[HealthTaint]) -> DeviceHealth:
+        """Health as NVIDIA derives it from a device's taints."""
+        found = tuple(taints)
+        return cls(healthtaints.is_healthy(found), healthtaints.describe(found), found)
 
 
 class PrepareBackend(Protocol):
@@ -145,4 +157,10 @@ class DeviceBackend(PrepareBackend, Protocol):
 
     def health(self) -> dict[str, DeviceHealth]:
         """Current health per device name."""
+        ...
+
+    def start_health_monitor(self, stop: threading.Event, changed: Callable[[], None]) -> None:
+        """Watch for health events in the background until ``stop`` is set, calling ``changed`` when a device's
+        health changed (so the slice is republished at once); a no-op for backends that compute health on
+        every ``health()`` call."""
         ...
