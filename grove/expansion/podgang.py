@@ -153,9 +153,11 @@ def podgang_status(
     pods: Mapping[str, list[PodView]],
     previous: dict[str, Any] | None,
     now: str,
+    backend: str = "none",
 ) -> dict[str, Any]:
-    """PodGang status: `Initialized` once every referenced pod exists (as Grove), and a phase (Pending, or
-    Running once all are Ready; Grove leaves phases to the backends)."""
+    """PodGang status: `Initialized` once every referenced pod exists (as Grove), `Scheduled` once every
+    PodGroup has minReplicas pods bound, with the backend that serves the gang in its message (issue #9), and a
+    phase (Pending, or Running once all are Ready; Grove leaves phases to the backends)."""
     groups = gang["spec"]["podgroups"]
     referenced = {g["name"]: {r["name"] for r in g["podReferences"]} for g in groups}
     members = [
@@ -173,7 +175,23 @@ def podgang_status(
         now,
         None,
     )
-    out: dict[str, Any] = {"phase": phase, "conditions": conditions.merge(prev_conditions, [cond])}
+    # The message does not count pods: it changes only with the status, so a gang costs one more status write.
+    bound = {g["name"]: sum(p.scheduled for p in pods.get(g["name"], []) if not p.terminating) for g in groups}
+    short = any(bound[g["name"]] < g["minReplicas"] for g in groups)
+    scheduled = conditions.make(
+        "Scheduled",
+        "False" if short else "True",
+        "PodGangPending" if short else "PodGangScheduled",
+        f"backend {backend}: "
+        + (
+            "some PodGroup has fewer than minReplicas pods bound"
+            if short
+            else "every PodGroup has minReplicas pods bound"
+        ),
+        now,
+        None,
+    )
+    out: dict[str, Any] = {"phase": phase, "conditions": conditions.merge(prev_conditions, [cond, scheduled])}
     return out
 
 
