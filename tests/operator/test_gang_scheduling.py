@@ -30,9 +30,12 @@ def operator(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "api/crds"))
     wait_for(
         "CRDs established",
-        lambda: cluster.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=10s", check=False)
-        .returncode
-        == 0,
+        lambda: (
+            cluster.kubectl(
+                "wait", "--for=condition=Established", "crd", "--all", "--timeout=10s", check=False
+            ).returncode
+            == 0
+        ),
         timeout=90,
     )
     op = Operator(Path(cluster.kubeconfig), tmp_path_factory.mktemp("operator-gang"))
@@ -144,7 +147,8 @@ def test_all_or_nothing_then_all_bind_when_room_appears(
     apply(cluster, pcs("gang6", namespace, [clique("w", 6, 6, pool=namespace)]))
     wait_for("6 pods handed to the scheduler", lambda: released(cluster, namespace, "gang6", 6), op=operator)
     # The backend objects exist, owned by the PodGang, with Grove's minimum.
-    group = json.loads(cluster.kubectl("get", "podgroups.scheduling.k8s.io", "gang6-0-w", "-n", namespace, "-o", "json").stdout)
+    out = cluster.kubectl("get", "podgroups.scheduling.k8s.io", "gang6-0-w", "-n", namespace, "-o", "json")
+    group = json.loads(out.stdout)
     assert group["spec"]["schedulingPolicy"]["gang"]["minCount"] == 6
     assert group["metadata"]["ownerReferences"][0]["kind"] == "PodGang"
     stays_unbound(cluster, namespace, "gang6")

@@ -67,7 +67,8 @@ def test_scheduling_objects_mirror_the_gang() -> None:
     assert groups["tp-0-front"]["workloadRef"] == {"workloadName": "tp-0", "templateName": "pclq-front"}
     assert all(o["metadata"]["ownerReferences"][0]["uid"] == "uid-tp-0" for o in objs)
     scaled_objs = workload.scheduling_objects(scaled, workload.template_names(model, 0, {"sg": 2}))
-    assert [o["metadata"]["name"] for o in scaled_objs] == ["tp-0-sg-0", "tp-0-sg-0", "tp-0-sg-1-lead", "tp-0-sg-1-work"]
+    names = [o["metadata"]["name"] for o in scaled_objs]
+    assert names == ["tp-0-sg-0", "tp-0-sg-0", "tp-0-sg-1-lead", "tp-0-sg-1-work"]
 
 
 def test_required_topology_on_every_level() -> None:
