@@ -277,3 +277,30 @@ def test_constraint_without_binding_is_refused(cluster: Any, namespace: str, ope
     wait_for("SpecValid=False", lambda: spec_valid().get("status") == "False", op=operator)
     assert "topologyName" in spec_valid()["message"] and "no-such-binding" in spec_valid()["message"]
     assert cluster.kubectl("get", "pclq", "-n", namespace, "-o", "name").stdout.strip() == ""
+
+
+def test_scaling_group_replicas_each_pack_into_a_rack(
+    cluster: Any, namespace: str, pool: Pool, operator: Operator
+) -> None:
+    pool.add(3, labels={RACK: "a"})
+    pool.add(3, labels={RACK: "b"})
+    apply(cluster, binding(namespace))
+    group = {
+        "name": "sg",
+        "cliqueNames": ["lead", "work"],
+        "replicas": 2,
+        "minAvailable": 2,
+        "topologyConstraint": {"topologyName": namespace, "pack": {"required": "rack"}},
+    }
+    cliques = [clique("lead", 1, pool=namespace), clique("work", 2, pool=namespace)]
+    try:
+        apply(cluster, pcs("grp", namespace, cliques, podCliqueScalingGroups=[group]))
+        wait_for("6 bound", lambda: len(bound(cluster, namespace, "grp")) == 6, op=operator)
+        placed = bound(cluster, namespace, "grp")
+        for j in ("0", "1"):
+            replica = [
+                p for p in placed if p["metadata"]["labels"]["grove.io/podcliquescalinggroup-replica-index"] == j
+            ]
+            assert len(replica) == 3 and len(racks_of(cluster, replica)) == 1, j
+    finally:
+        cluster.kubectl("delete", "clustertopologybinding", namespace, check=False)
