@@ -20,7 +20,7 @@ from typing import Any
 import kopf
 
 from controllers import cache as caches
-from controllers import metrics, serving
+from controllers import metrics, schedulingbackend, serving
 from controllers.client import Connection, Kube
 from controllers.leader import LeaderElector
 from controllers.queue_keys import PCLQ, PCS, PCSG
@@ -213,6 +213,7 @@ async def run(options: Options, stop: asyncio.Event | None = None) -> None:
     write nothing before it is held; losing it stops the operator (raises LeaseLost: exit and restart)."""
     kube = Kube(Connection.from_kubeconfig(), concurrency=options.concurrency, qps=options.qps, burst=options.burst)
     rt = Runtime(kube=kube, options=options)
+    rt.backends.workload_api = await schedulingbackend.discover(kube)  # issue #9: once, at start
     stop_flag = stop or asyncio.Event()
     kopf_ready = asyncio.Event()
     elector = (

@@ -10,6 +10,7 @@ from typing import Any
 
 from controllers.cache import Cache
 from controllers.client import Kube
+from controllers.schedulingbackend import Backends
 from controllers.workqueue import WorkQueue
 from grove.api import PodCliqueSet
 from grove.expansion import hashing, podclique
@@ -86,6 +87,7 @@ class Runtime:
     # external ResourceClaimTemplate (ns, name) -> PodCliqueSets (ns, name) whose resourceSharing uses it.
     external_users: dict[tuple[str, str], set[tuple[str, str]]] = field(default_factory=dict)
     status_written: dict[str, float] = field(default_factory=dict)
+    backends: Backends = field(default_factory=Backends)  # issue #9: scheduler backend and its objects
 
     def observed(self, kind: str, namespace: str, name: str, uid: str | None, deleted: bool) -> None:
         """An event for an object: its create is no longer in flight; forget per-object state once deleted
@@ -99,6 +101,8 @@ class Runtime:
                 del self.loaded[key]
             for done in [k for k in self.claims_done if k[0] == uid]:
                 del self.claims_done[done]
+            if kind == "PodGang":
+                self.backends.forget(uid)
             if kind == "PodCliqueSet":
                 for users in self.external_users.values():
                     users.discard((namespace, name))

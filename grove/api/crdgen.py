@@ -22,6 +22,7 @@ from grove.api.podcliqueset import PodCliqueSetSpec, PodCliqueSetStatus
 from grove.api.podgang import PodGangSpec, PodGangStatus
 from grove.api.podspec_schema import load_claim_template_spec_schema, load_podspec_schema
 from grove.api.scalinggroup import PodCliqueScalingGroupSpec, PodCliqueScalingGroupStatus
+from grove.api.topology import ClusterTopologyBindingSpec, ClusterTopologyBindingStatus
 from grove.computedomain.model import ComputeDomainSpec, ComputeDomainStatus
 from grove.validation.celrules import rules_for
 
@@ -168,6 +169,7 @@ class CRDSpec:
     scale: dict[str, str] | None = None
     columns: tuple[tuple[str, str, str, str, int], ...] = ()  # name, type, jsonPath, description, priority
     spec_required: bool = True
+    scope: str = "Namespaced"
 
     @property
     def name(self) -> str:
@@ -240,7 +242,7 @@ def build_crd(spec: CRDSpec) -> dict[str, Any]:
                 **({"shortNames": list(spec.short_names)} if spec.short_names else {}),
                 **({"categories": list(spec.categories)} if spec.categories else {}),
             },
-            "scope": "Namespaced",
+            "scope": spec.scope,
             "versions": [version],
         },
     }
@@ -349,6 +351,18 @@ CRD_SPECS: tuple[CRDSpec, ...] = (
         status_model=PodGangStatus,
         description="Pods that must be scheduled together (a gang), one PodGroup per PodClique.",
         columns=(("Phase", "string", ".status.phase", "Phase of the gang", 0),),
+    ),
+    CRDSpec(
+        group=GROUP,
+        kind="ClusterTopologyBinding",
+        plural="clustertopologybindings",
+        singular="clustertopologybinding",
+        short_names=("ct",),
+        spec_model=ClusterTopologyBindingSpec,
+        status_model=ClusterTopologyBindingStatus,
+        description="The topology domains of the cluster (zone, rack, host...) and the node label key of each.",
+        scope="Cluster",
+        columns=(("Domains", "string", ".spec.levels[*].domain", "Topology domains, broadest first", 0),),
     ),
     CRDSpec(
         group="resource.nvidia.com",

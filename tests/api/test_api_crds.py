@@ -23,6 +23,7 @@ EXPECTED_FILES = {
     "grove.io_podcliques.yaml",
     "grove.io_podcliquescalinggroups.yaml",
     "scheduler.grove.io_podgangs.yaml",
+    "grove.io_clustertopologybindings.yaml",
     "resource.nvidia.com_computedomains.yaml",
 }
 CRDS = build_crds()
