@@ -104,8 +104,16 @@ def structural(node: Mapping[str, Any], defs: Mapping[str, Any], where: str = ""
 
 # Bounds added to the embedded PodSpec so CEL rules reading these fields stay within the cost budget; they match
 # core/v1 validation (a scheduler name is a DNS-1123 subdomain, at most 253 characters).
+# Grove's webhook also requires environment variable names to be C identifiers (core/v1 since 1.34 accepts any
+# printable ASCII but '='), in containers and init containers alike.
+ENV_NAME = {"pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"}
+_POD = "spec.template.cliques[].spec.podSpec"
 EMBEDDED_BOUNDS: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
-    "PodCliqueSet": {"scheduler-name": ("spec.template.cliques[].spec.podSpec.schedulerName", {"maxLength": 253})},
+    "PodCliqueSet": {
+        "scheduler-name": (f"{_POD}.schedulerName", {"maxLength": 253}),
+        "env-name": (f"{_POD}.containers[].env[].name", ENV_NAME),
+        "init-env-name": (f"{_POD}.initContainers[].env[].name", ENV_NAME),
+    },
 }
 
 
