@@ -104,6 +104,11 @@ def _indices(bound: int) -> str:
     return "[" + ", ".join(str(i) for i in range(bound)) + "]"
 
 
+def _index_names(bound: int) -> str:
+    """Index digits as a literal list: the CRD cost estimator sizes `string(int)` as unbounded."""
+    return "[" + ", ".join(f"'{i}'" for i in range(bound)) + "]"
+
+
 def _first(items: str, bound: int, bad: Callable[[str], str]) -> str:
     """CEL: the index of the first element of `items` for which `bad(element)` holds (lists are bounded by
     maxItems, so a literal index list works where the common CEL subset has no range or indexOf)."""
@@ -140,7 +145,7 @@ def _element_rule(
         f"{list_path}[]{suffix}: {text}",
         field_path=field_path,
         reason=reason,
-        message_expression=f"'{list_path}[' + string({index}) + ']{suffix}: ' + '{text}'",
+        message_expression=f"'{list_path}[' + {_index_names(bound)}[{index}] + ']{suffix}: ' + '{text}'",
     )
 
 
@@ -253,15 +258,17 @@ def _topology_name(holder: str) -> str:
 
 
 def _topology_template_rules() -> list[CelRule]:
-    groups = f"(has({GROUPS}) ? {GROUPS} : [])"
     narrow = "must be equal to or narrower than"
 
     def in_group_ok(c: str) -> str:
-        return f"{groups}.all(g, !({c}.name in g.cliqueNames) || {_nested_ok(c, 'g')})"
+        # no `has(x) ? x : []`: the cost estimator loses the list bounds of a conditional
+        return f"(!has({GROUPS}) || {GROUPS}.all(g, !({c}.name in g.cliqueNames) || {_nested_ok(c, 'g')}))"
 
-    names = (
-        f"([{_topology_name('self')}] + {CLIQUES}.map(c, {_topology_name('c')}) + "
-        f"{groups}.map(g, {_topology_name('g')})).filter(n, n != '')"
+    first = f"([{_topology_name('self')}] + {CLIQUES}.map(c, {_topology_name('c')})).filter(n, n != '')"
+    same = (
+        f"{first}.all(n, n == {first}[0]) && (!has({GROUPS}) || {GROUPS}.all(g, {_topology_name('g')} == '' || "
+        f"size({first}) == 0 || {_topology_name('g')} == {first}[0]) && {GROUPS}.all(g, {_topology_name('g')} == '' || "
+        f"{GROUPS}.all(h, {_topology_name('h')} == '' || {_topology_name('h')} == {_topology_name('g')})))"
     )
     return [
         _element_rule(
@@ -304,7 +311,7 @@ def _topology_template_rules() -> list[CelRule]:
             "topology-one-name",
             PCS,
             T,
-            f"{names}.all(n, n == {names}[0])",
+            same,
             "spec.template: every topologyConstraint.topologyName of a PodCliqueSet must be the same (one "
             "ClusterTopologyBinding per PodCliqueSet)",
         ),
