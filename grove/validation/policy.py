@@ -5,7 +5,8 @@ no annotations) and are cost-checked statically, so three kinds of Grove rules l
 the API server's admission chain (admissionregistration.k8s.io/v1, no webhook):
 
 - every `grove.io/mnnvl-group` rule: the value is "none" or a DNS-1123 label on the PodCliqueSet, a clique or
-  a scaling group, and it cannot be added, removed or changed on update (metadata annotations and unbounded
+  a scaling group, a clique that names a group itself uses NVIDIA GPUs, and the annotation cannot be added,
+  removed or changed on update (metadata annotations and unbounded
   annotation values are out of CRD-rule reach);
 - label and annotation keys of clique templates and scaling groups are Kubernetes qualified names (map keys
   are unbounded strings: a regex over them is over the static CRD cost budget);
@@ -92,6 +93,28 @@ def _mnnvl_ok(meta: str) -> str:
     )
 
 
+GPU = "nvidia.com/gpu"
+
+
+def _gpu_quantity(resources: str) -> str:
+    """A non-zero nvidia.com/gpu in one resource list (quantities are int-or-string)."""
+    return f"(has({resources}) && '{GPU}' in {resources} && string({resources}['{GPU}']) != '0')"
+
+
+def _gpus_or_no_group(clique: str) -> str:
+    """Grove: an explicit group on a PodClique without NVIDIA GPUs is refused (inherited groups skip it)."""
+    containers = f"(has({clique}.spec.podSpec.initContainers) ? {clique}.spec.podSpec.initContainers : [])"
+    uses = (
+        f"{clique}.spec.podSpec.containers.exists(k, has(k.resources) && "
+        f"({_gpu_quantity('k.resources.limits')} || {_gpu_quantity('k.resources.requests')})) || "
+        f"{containers}.exists(k, has(k.resources) && "
+        f"({_gpu_quantity('k.resources.limits')} || {_gpu_quantity('k.resources.requests')})) || "
+        f"(has({clique}.spec.devices) && (has({clique}.spec.devices.gpu) || has({clique}.spec.devices.mig)))"
+    )
+    explicit = f"has({clique}.annotations) && '{K}' in {clique}.annotations && {clique}.annotations['{K}'] != 'none'"
+    return f"(!({explicit}) || {uses})"
+
+
 def _groups(root: str) -> str:
     return f"(has({root}.podCliqueScalingGroups) ? {root}.podCliqueScalingGroups : [])"
 
@@ -132,6 +155,19 @@ def _mnnvl_rules() -> list[Validation]:
         rules.append(
             _level(f"mnnvl-value/{what}", items, bound, path, _mnnvl_ok, f".annotations[{K}]", value_text, create)
         )
+    rules.append(
+        _level(
+            "mnnvl-needs-gpus/clique",
+            f"{OBJ}.cliques",
+            MAX_CLIQUES,
+            "spec.template.cliques",
+            _gpus_or_no_group,
+            f".annotations[{K}]",
+            f"a clique that sets {K} itself must use NVIDIA GPUs ({GPU} in a container's requests or limits, or "
+            "devices.gpu/devices.mig)",
+            create,
+        )
+    )
     immutable = f"{K} is immutable: it cannot be added, removed or changed"
     rules.append(
         Validation(
