@@ -7,12 +7,13 @@ checker (`grove.validation.cel`) evaluates whatever rules the generated schema c
 `grove validate` cannot drift apart.
 
 Paths are schema locations: dotted property names, `[]` for list items (`spec.template.cliques[].spec`),
-"" for the root (only root rules may read `self.metadata.name`). Messages start with the field they are
-about, because the API server reports them on `fieldPath` (or the rule's node), not per list element.
-Rules only use the CEL common subset (macros, `size`, `in`, `matches`), which cel-python implements, and
-every list or string they iterate is bounded (`maxItems`/`maxLength`) to stay inside the CEL cost budget.
-The `grove.io/mnnvl-group` annotation rules are Python-only (`grove.validation.rules`): annotation values are
-unbounded strings, so `matches` and `==` on them exceed the budget when repeated for 64 cliques.
+"" for the root (only root rules may read `self.metadata.name`). A rule about one element sits on the item
+schema and the server names the element; a rule across elements sits on the list's parent and its
+`messageExpression` names the element first (`spec.template.cliques[1].spec.roleName: ...`), see
+`_element_rule`. Rules only use the CEL common subset (macros, `size`, `in`, `matches`), which cel-python
+implements, and every list or string they iterate is bounded (`maxItems`/`maxLength`) to stay inside the
+CRD cost budget; the API server checks that budget when the CRD is applied. What CRD rules cannot see or
+afford (annotations, startsAfter cycles) is in the ValidatingAdmissionPolicy (`grove.validation.policy`).
 """
 
 from collections.abc import Callable

@@ -360,8 +360,9 @@ def podcliqueset(draw: st.DrawFn) -> dict[str, Any]:
     # Half of the cases are repaired towards validity so both verdicts are well represented; a repair may
     # leave one rule family broken on purpose (the mix the brief asks for).
     if draw(st.booleans()):
-        families = [None, None, None, "minAvailable", "startsAfter", "groups", "annotations", "topology", "sharing"]
-        repair(obj, keep_broken=draw(st.sampled_from([*families, "scheduler", "cycle", "annotations"])))
+        families = [None, None, "minAvailable", "startsAfter", "groups", "annotations", "annotations", "topology"]
+        families += ["topology", "sharing", "scheduler", "cycle", "cycle"]
+        repair(obj, keep_broken=draw(st.sampled_from(families)))
     return obj
 
 
@@ -398,6 +399,8 @@ def repair(obj: dict[str, Any], keep_broken: str | None) -> None:
     _repair_extras(template, keep_broken)
     if keep_broken != "sharing":
         template.pop("resourceClaimTemplates", None)
+    if keep_broken == "topology":  # a parent constraint, and (below) a child that may be broader than it
+        template.setdefault("topologyConstraint", {"pack": {"required": "host"}})
     for clique in template["cliques"]:
         name = clique["name"] if clique["name"] not in ("Bad", "x.y") else "bad"
         name = name[:20]
@@ -425,7 +428,11 @@ def repair(obj: dict[str, Any], keep_broken: str | None) -> None:
             auto["minReplicas"] = max(auto.get("minReplicas", floor), floor)
             auto["maxReplicas"] = max(auto["maxReplicas"], auto["minReplicas"])
     template["cliques"] = cliques
-    if keep_broken == "cycle" and len(cliques) > 1:
+    if keep_broken == "topology":
+        cliques[-1].setdefault("topologyConstraint", {"pack": {"required": "rack"}})
+    if keep_broken == "cycle":
+        if len(cliques) == 1:
+            cliques.append({"name": "zz", "spec": {"roleName": "zz", "podSpec": copy.deepcopy(POD)}})
         template["cliqueStartupType"] = "CliqueStartupTypeExplicit"
         for clique, parent in zip(cliques, [*cliques[1:], cliques[0]], strict=True):
             clique["spec"]["startsAfter"] = [parent["name"]]
@@ -460,6 +467,8 @@ def test_offline_verdict_equals_server(obj: dict[str, Any], server: Server) -> N
     ours = offline_causes(obj)
     PROPERTY_STATS["cases"] += 1
     PROPERTY_STATS["refused" if theirs else "admitted"] += 1
+    PROPERTY_STATS["refused by the policy"] += any(field == "" for field, _ in theirs)
+    PROPERTY_STATS["topology errors"] += any("topology" in field + message for field, message in theirs)
     assert ours == theirs, json.dumps(obj)
 
 
@@ -576,5 +585,6 @@ def test_property_test_exercised_both_verdicts() -> None:
     print(f"property tests: {dict(PROPERTY_STATS)}")
     assert PROPERTY_STATS["cases"] >= 500
     assert PROPERTY_STATS["admitted"] >= 25 and PROPERTY_STATS["refused"] >= 25, PROPERTY_STATS
+    assert PROPERTY_STATS["refused by the policy"] >= 5 and PROPERTY_STATS["topology errors"] >= 5, PROPERTY_STATS
     if PROPERTY_STATS["updates"]:
         assert PROPERTY_STATS["updates admitted"] >= 10 and PROPERTY_STATS["updates refused"] >= 10, PROPERTY_STATS
