@@ -54,7 +54,7 @@ class FieldError:
     `field` is the path as the API server reports it (`cause.field`), `message` the detail text (for CEL rules
     the rule's message), `type` the field.ErrorType, `origin` which layer found it: the OpenAPI schema, a CEL
     rule, the ValidatingAdmissionPolicy (`Denied`: one cause without a field, the message as the server
-    words it), a Python-only rule (not enforced at admission; the operator reports it in the SpecValid condition)
+    words it), an operator backstop rule (`grove.validation.rules`, reported in the SpecValid condition)
     or strict decoding (unknown fields).
     """
 

@@ -216,7 +216,7 @@ def check_mnnvl_annotation(pcs: Mapping[str, Any]) -> list[FieldError]:
 
 
 def validate_podcliqueset_update(old_json: Mapping[str, Any], new_json: Mapping[str, Any]) -> list[FieldError]:
-    """Python-only update rules: the `grove.io/mnnvl-group` annotation is immutable at every level.
+    """The backstop's update rules: the `grove.io/mnnvl-group` annotation is immutable at every level.
 
     Levels are matched by name (cliques and scaling groups), as Grove's webhook does.
     """
@@ -243,7 +243,7 @@ def validate_podcliqueset_update(old_json: Mapping[str, Any], new_json: Mapping[
 
 
 def validate_podcliqueset(pcs_json: Mapping[str, Any]) -> list[FieldError]:
-    """The Python-only rules for one PodCliqueSet (JSON as stored or as written); empty means valid.
+    """The backstop rules for one PodCliqueSet (JSON as stored or as written); empty means valid.
 
     These complement admission (schema + CEL), which the API server has already applied to any object the
     operator reads. Errors are in a stable order: cycles, name budget, annotations.

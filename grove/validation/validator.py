@@ -142,7 +142,7 @@ def admission_errors(obj: dict[str, Any], old: dict[str, Any] | None = None) -> 
 
 
 def validate_object(obj: dict[str, Any], old: dict[str, Any] | None = None) -> Result:
-    """Admission errors, then (only for admitted PodCliqueSets) the Python-only rules."""
+    """Admission errors, then (only for admitted PodCliqueSets) the operator's backstop rules."""
     result = Result(admission=admission_errors(obj, old))
     if not result.admission and obj.get("kind") == "PodCliqueSet":
         result.operator = validate_podcliqueset(obj)

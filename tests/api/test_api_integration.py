@@ -150,11 +150,6 @@ def test_corpus_case_matches_the_server(case: Case, server: Server) -> None:
     obj = case.obj
     theirs = server.create(obj) if case.old is None else server.update(case.old, obj)
     ours = offline_causes(case.obj, case.old)
-    if not case.server_refuses:
-        assert theirs == Counter(), theirs  # Python-only rule: admitted; the operator refuses it
-        assert ours == Counter()
-        assert not validate_object(case.obj, case.old).valid
-        return
     assert theirs, f"server admitted {case.name}"
     fields = {field for field, _ in theirs}
     if ("decode", next(iter(theirs))[1]) in theirs:

@@ -51,7 +51,7 @@ def test_corpus_case_is_refused_naming_the_field(case: Case) -> None:
     assert case.field in out and case.message in out, out
     errors = validate_object(case.obj, case.old)
     assert any(e.field == case.field and case.message in str(e) for e in errors.errors), errors
-    # Python-only rules are not admission errors: the API server admits those objects
+    # every rule is enforced at admission (test_api_operator_only lists the exceptions: none)
     assert bool(errors.admission) is case.server_refuses
 
 
