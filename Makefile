@@ -52,6 +52,7 @@ image:
 crds: venv
 	$(VENV)/bin/grove crds
 	cp api/crds/*.yaml deploy/helm/grove-py/crds/
+	cp deploy/admission/podcliqueset-policy.yaml deploy/helm/grove-py/files/
 
 install: venv controlplane helm
 

@@ -157,7 +157,7 @@ UP_HOOKS: list[UpHook] = []
 
 SANDBOX_EXAMPLE = "examples/single-node-disaggregated.yaml"
 # Manifests every sandbox needs before the operator starts: our CRDs and NVIDIA-compatible DeviceClasses.
-PLATFORM_MANIFESTS = ("api/crds", "deploy/dra/deviceclasses.yaml")
+PLATFORM_MANIFESTS = ("api/crds", "deploy/admission/podcliqueset-policy.yaml", "deploy/dra/deviceclasses.yaml")
 
 
 def simulated_gpu_config(gpu_nodes: Sequence[str]) -> dict[str, Any]:

@@ -26,6 +26,15 @@ def test_chart_crds_are_the_generated_ones() -> None:
     assert not stale, f"deploy/helm/grove-py/crds differs from api/crds: {stale} (run `make crds`)"
 
 
+def test_chart_podcliqueset_policy_is_the_generated_one() -> None:
+    """The chart installs the same ValidatingAdmissionPolicy and binding as deploy/admission (`make crds`)."""
+    generated = [d for d in yaml.safe_load_all((ROOT / "deploy/admission/podcliqueset-policy.yaml").read_text()) if d]
+    docs = template()
+    shipped = [d for d in docs if d.get("kind", "").startswith("ValidatingAdmissionPolicy")]
+    shipped = [d for d in shipped if d["metadata"]["name"] in {g["metadata"]["name"] for g in generated}]
+    assert shipped == generated
+
+
 def test_device_classes_and_driver_rbac_match_deploy_dra() -> None:
     docs = template()
     deployed = [d for d in yaml.safe_load_all((ROOT / "deploy/dra/deviceclasses.yaml").read_text()) if d]
@@ -85,7 +94,12 @@ def test_driver_daemonset_runs_what_grove_accepts() -> None:
 
 
 def test_values_switch_parts_on_and_off() -> None:
-    off = template("driver.enabled=false", "deviceClasses.enabled=false", "operator.podDisruptionBudget.enabled=false")
+    off = template(
+        "driver.enabled=false",
+        "deviceClasses.enabled=false",
+        "operator.podDisruptionBudget.enabled=false",
+        "admissionPolicy.enabled=false",
+    )
     kinds = {d["kind"] for d in off}
     assert not kinds & {"DaemonSet", "DeviceClass", "ValidatingAdmissionPolicy", "PodDisruptionBudget"}
     assert "ServiceMonitor" not in {d["kind"] for d in template()}
