@@ -141,9 +141,9 @@ class TokenBucket:
 class PrioritySemaphore:
     """A semaphore whose waiters are served by priority (lower first), then in arrival order.
 
-    Why: at scale the API server is the bottleneck, and not all writes are equal. Pods (and the PodCliques
-    they need) come first, then gate removal, then PodGangs and Services, then status: this is what makes
-    "all pods created" as fast as a bulk create although the operator writes more objects in all."""
+    Why: at scale the API server is the bottleneck, and not all writes are equal. Pods (and the PodCliques and
+    PodGangs they need) come first, then gate removal, then Services, then status: this is what makes "all
+    pods created" as fast as a bulk create although the operator writes more objects in all."""
 
     def __init__(self, value: int) -> None:
         self.value = value
@@ -183,6 +183,7 @@ _CREATE_PRIORITY = {
     "Pod": PRIORITY_PODS,
     "PodClique": PRIORITY_PODS,
     "PodCliqueScalingGroup": PRIORITY_PODS,
+    "PodGang": PRIORITY_PODS,  # before its pods, so they need no gate (issue #13)
     "Event": PRIORITY_EVENTS,
 }
 
