@@ -179,6 +179,7 @@ PRIORITY_GATES = 1
 PRIORITY_CHILDREN = 2
 PRIORITY_STATUS = 3
 PRIORITY_EVENTS = 4
+LATENCY_WEIGHT = 0.05  # of the newest request in the moving average (about the last 20 writes)
 _CREATE_PRIORITY = {
     "Pod": PRIORITY_PODS,
     "PodClique": PRIORITY_PODS,
@@ -196,6 +197,8 @@ class Kube:
         self.semaphore = PrioritySemaphore(concurrency)
         self.bucket = TokenBucket(qps, burst or int(qps * 1.5) or 1)
         self.writes: Counter[str] = Counter()
+        # Moving average of write latency (s): how busy the API server is now (status pacing, issue #13).
+        self.latency = 0.0
         self._session: aiohttp.ClientSession | None = None
         self._concurrency = concurrency
 
@@ -244,6 +247,7 @@ class Kube:
             if method != "GET":
                 await self.bucket.take()
                 self.writes[method] += 1
+            started = time.monotonic()
             async with session.request(
                 method,
                 self.connection.server + path,
@@ -252,6 +256,8 @@ class Kube:
                 headers={"Content-Type": content_type} if data is not None else None,
             ) as response:
                 text = await response.text()
+                if method != "GET":
+                    self.latency += (time.monotonic() - started - self.latency) * LATENCY_WEIGHT
                 if response.status >= 300:
                     raise ApiError(response.status, text, method, path)
                 return json.loads(text) if text else {}

@@ -20,7 +20,7 @@ from grove.expansion.startup import DEFAULT_STARTUP_WAIT_IMAGE
 @dataclass
 class Options:
     namespace: str | None = None
-    concurrency: int = 64
+    concurrency: int = 16
     workers: int = 64
     qps: float = 0.0
     burst: int = 0
