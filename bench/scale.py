@@ -2,14 +2,18 @@
 
 500 PodCliqueSet replicas x 1 clique `expert-worker` x 2 pods (minAvailable 2): 1000 pods, 500 PodCliques,
 500 PodGangs, 500 Services, on 100 KWOK nodes. Measures, for the operator (`grove operator` as a subprocess):
-apply -> all pods created -> all pods Ready -> PCS availableReplicas 500; 60 s of steady state; scale 500 -> 250;
-delete. Operator peak RSS and CPU seconds (psutil), API writes from the API server's /metrics
+apply -> all pods created -> all pods Ready -> PCS availableReplicas; per pod the first time a watch sees it
+created, without Grove's gate, bound and Ready (p50 and p100 of each); settling; 60 s of steady state; scale to
+half; delete. Operator peak RSS and CPU seconds (psutil), API writes from the API server's /metrics
 (`apiserver_request_total`, POST/PUT/PATCH/DELETE/APPLY by resource, diffed per phase).
 
-Then the floor: the same objects created by a plain bulk async client at full concurrency (no operator), and
-the ratio operator/floor. Prints a table and writes JSON to bench/results/scale.json.
+Then the floor: the same objects created by a plain bulk async client at full concurrency (no operator, pods
+ungated), the same milestones, and the ratio operator/floor of each milestone's p100 (same run). Prints a table
+and keeps every run, by label, in bench/results/scale.json.
 
     .venv/bin/python bench/scale.py                 # starts its own DevCluster with 100 KWOK nodes
+    .venv/bin/python bench/scale.py --scale 5 --label 10x   # issue #13's "10x": 5000 pods on 500 KWOK nodes
+    .venv/bin/python bench/scale.py --pcs 100 --template-kib 16   # many PodCliqueSets, large pod templates
     .venv/bin/python bench/scale.py --kubeconfig K  # an already running cluster (e.g. the sandbox)
     .venv/bin/python bench/scale.py --replicas 50   # smaller
 """
@@ -543,7 +547,7 @@ def main() -> int:
     parser.add_argument("--kubeconfig", help="use a running cluster instead of starting a DevCluster")
     parser.add_argument("--replicas", type=int, default=500, help="PCS replicas in all (2 pods each)")
     parser.add_argument("--nodes", type=int, default=100)
-    parser.add_argument("--scale", type=int, default=1, help="multiply --replicas and --nodes (10: 5000 pods)")
+    parser.add_argument("--scale", type=int, default=1, help="multiply --replicas and --nodes (5: 5000 pods)")
     parser.add_argument("--pcs", type=int, default=1, help="spread the replicas over this many PodCliqueSets")
     parser.add_argument("--template-kib", type=int, default=0, help="pad each pod template by this many KiB")
     parser.add_argument("--steady", type=float, default=60.0, help="steady-state window in seconds")

@@ -224,3 +224,15 @@ def test_scaled_gang_pods_are_created_gated_until_the_base_is_scheduled() -> Non
     asyncio.run(reconcile.dispatch(rt, ("pclq", "ns", scaled["metadata"]["name"]), None))
     bodies = [body for verb, _, body in kube.calls if verb == "create"]
     assert bodies and all(body["spec"]["schedulingGates"] == [{"name": c.SCHEDULING_GATE}] for body in bodies)
+
+
+def test_status_interval_follows_api_latency() -> None:
+    """Issue #13: status writes of one object are spaced by 20x the API server's write latency, within 1-5 s."""
+    from controllers import writes
+
+    rt, kube = runtime([])
+    assert writes.status_interval(rt) == writes.STATUS_MIN_INTERVAL  # idle API server (and no latency known)
+    kube.latency = 0.1  # type: ignore[attr-defined]
+    assert writes.status_interval(rt) == 2.0
+    kube.latency = 3.0  # type: ignore[attr-defined]
+    assert writes.status_interval(rt) == writes.STATUS_MAX_INTERVAL
