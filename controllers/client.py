@@ -241,9 +241,10 @@ class Kube:
         self, method: str, path: str, body: Any, content_type: str, params: dict[str, str] | None, priority: int
     ) -> dict[str, Any]:
         session = await self.session()
-        data = None if body is None else json.dumps(body, separators=(",", ":"))
         await self.semaphore.acquire(priority)
         try:
+            # Serialized once a slot is free: a burst queues thousands of writes (issue #13: peak RSS).
+            data = None if body is None else json.dumps(body, separators=(",", ":"))
             if method != "GET":
                 await self.bucket.take()
                 self.writes[method] += 1
