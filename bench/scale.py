@@ -2,14 +2,18 @@
 
 500 PodCliqueSet replicas x 1 clique `expert-worker` x 2 pods (minAvailable 2): 1000 pods, 500 PodCliques,
 500 PodGangs, 500 Services, on 100 KWOK nodes. Measures, for the operator (`grove operator` as a subprocess):
-apply -> all pods created -> all pods Ready -> PCS availableReplicas 500; 60 s of steady state; scale 500 -> 250;
-delete. Operator peak RSS and CPU seconds (psutil), API writes from the API server's /metrics
+apply -> all pods created -> all pods Ready -> PCS availableReplicas; per pod the first time a watch sees it
+created, without Grove's gate, bound and Ready (p50 and p100 of each); settling; 60 s of steady state; scale to
+half; delete. Operator peak RSS and CPU seconds (psutil), API writes from the API server's /metrics
 (`apiserver_request_total`, POST/PUT/PATCH/DELETE/APPLY by resource, diffed per phase).
 
-Then the floor: the same objects created by a plain bulk async client at full concurrency (no operator), and
-the ratio operator/floor. Prints a table and writes JSON to bench/results/scale.json.
+Then the floor: the same objects created by a plain bulk async client at full concurrency (no operator, pods
+ungated), the same milestones, and the ratio operator/floor of each milestone's p100 (same run). Prints a table
+and keeps every run, by label, in bench/results/scale.json.
 
     .venv/bin/python bench/scale.py                 # starts its own DevCluster with 100 KWOK nodes
+    .venv/bin/python bench/scale.py --scale 5 --label 10x   # issue #13's "10x": 5000 pods on 500 KWOK nodes
+    .venv/bin/python bench/scale.py --pcs 100 --template-kib 16   # many PodCliqueSets, large pod templates
     .venv/bin/python bench/scale.py --kubeconfig K  # an already running cluster (e.g. the sandbox)
     .venv/bin/python bench/scale.py --replicas 50   # smaller
 """
@@ -22,6 +26,7 @@ import copy
 import json
 import os
 import re
+import shlex
 import ssl
 import subprocess
 import sys
@@ -47,9 +52,10 @@ METRIC = re.compile(r"^apiserver_request_total\{([^}]*)\} ([0-9.e+]+)$")
 OPERATOR_RESOURCES = {"podcliquesets", "podcliques", "podcliquescalinggroups", "podgangs", "services"}
 
 
-def workload(replicas: int, name: str = "scale-test") -> dict[str, Any]:
-    """Grove's scale-test-1000.yaml shape (one standalone clique, 2 pods, minAvailable 2)."""
-    return {
+def workload(replicas: int, name: str = "scale-test", template_kib: int = 0) -> dict[str, Any]:
+    """Grove's scale-test-1000.yaml shape (one standalone clique, 2 pods, minAvailable 2). `template_kib` pads the
+    pod template with environment variables (large templates: what the operator's caches hold per object)."""
+    pcs = {
         "apiVersion": "grove.io/v1alpha1",
         "kind": "PodCliqueSet",
         "metadata": {"name": name, "namespace": NS},
@@ -79,6 +85,17 @@ def workload(replicas: int, name: str = "scale-test") -> dict[str, Any]:
             },
         },
     }
+    if template_kib:
+        env = [{"name": f"PAD_{k}", "value": "x" * 1000} for k in range(template_kib)]
+        pcs["spec"]["template"]["cliques"][0]["spec"]["podSpec"]["containers"][0]["env"] = env
+    return pcs
+
+
+def workloads(args: Any) -> list[dict[str, Any]]:
+    """`--pcs` PodCliqueSets sharing `--replicas` between them (many small PCSs: per-object overheads)."""
+    per, extra = divmod(args.replicas, args.pcs)
+    names = ["scale-test"] if args.pcs == 1 else [f"scale-test-{k}" for k in range(args.pcs)]
+    return [workload(per + (k < extra), name, args.template_kib) for k, name in enumerate(names)]
 
 
 # ----------------------------------------------------------------------------------------------- helpers
@@ -148,39 +165,66 @@ def operator_writes(delta: dict[str, int]) -> int:
 
 
 class PodWatch:
-    """Counts pods (created, Ready) of the namespace from a watch, in a thread."""
+    """Pods of the namespace from a watch, in a thread: for every pod the time (monotonic) it was first seen
+    created, without Grove's scheduling gate, bound to a node, and Ready. Plain JSON (no typed models), so the
+    watcher costs little CPU on a loaded machine."""
+
+    PHASES = ("created", "ungated", "bound", "ready")
 
     def __init__(self, api_client: Any) -> None:
         from kubernetes import client
 
         self.core = client.CoreV1Api(api_client)
         self.pods: dict[str, bool] = {}
+        self.seen: dict[str, dict[str, float]] = {}
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
+
+    def _observe(self, pod: dict[str, Any], deleted: bool) -> None:
+        meta = pod.get("metadata") or {}
+        name = meta.get("name", "")
+        if deleted or meta.get("deletionTimestamp"):
+            self.pods.pop(name, None)
+            return
+        now = time.monotonic()
+        spec, status = pod.get("spec") or {}, pod.get("status") or {}
+        ready = any(
+            cond.get("type") == "Ready" and cond.get("status") == "True" for cond in status.get("conditions") or []
+        )
+        self.pods[name] = ready
+        stamps = self.seen.setdefault(name, {})
+        stamps.setdefault("created", now)
+        if not any(g.get("name") == c.SCHEDULING_GATE for g in spec.get("schedulingGates") or []):
+            stamps.setdefault("ungated", now)
+        if spec.get("nodeName"):
+            stamps.setdefault("bound", now)
+        if ready:
+            stamps.setdefault("ready", now)
 
     def _run(self) -> None:
         from kubernetes import watch
 
         while not self.stop.is_set():
             try:
-                listing = self.core.list_namespaced_pod(NS)
+                response = self.core.list_namespaced_pod(NS, _preload_content=False)
+                listing = json.loads(response.data)
                 with self.lock:
-                    self.pods = {p.metadata.name: _ready(p) for p in listing.items if not p.metadata.deletion_timestamp}
+                    self.pods = {}
+                    for pod in listing.get("items") or []:
+                        self._observe(pod, False)
                 w = watch.Watch()
                 for event in w.stream(
                     self.core.list_namespaced_pod,
                     NS,
-                    resource_version=listing.metadata.resource_version,
+                    resource_version=listing["metadata"]["resourceVersion"],
                     timeout_seconds=60,
+                    deserialize=False,
                 ):
-                    pod = event["object"]
-                    with self.lock:
-                        if event["type"] == "DELETED":
-                            self.pods.pop(pod.metadata.name, None)
-                        else:
-                            self.pods[pod.metadata.name] = _ready(pod)
+                    if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
+                        with self.lock:
+                            self._observe(event["object"], event["type"] == "DELETED")
                     if self.stop.is_set():
                         return
             except Exception:
@@ -190,17 +234,32 @@ class PodWatch:
         with self.lock:
             return len(self.pods), sum(self.pods.values())
 
+    def reset(self) -> None:
+        """Forget first-seen times (the next phase measures from scratch)."""
+        with self.lock:
+            self.seen = {}
 
-def _ready(pod: Any) -> bool:
-    return any(cond.type == "Ready" and cond.status == "True" for cond in (pod.status.conditions or []))
+    def phases(self, t0: float) -> dict[str, dict[str, float]]:
+        """p50 and p100 (seconds since t0) of each milestone over the pods seen since the last reset."""
+        with self.lock:
+            stamps = [dict(s) for s in self.seen.values()]
+        out: dict[str, dict[str, float]] = {}
+        for phase in self.PHASES:
+            times = sorted(s[phase] - t0 for s in stamps if phase in s)
+            if times:
+                out[phase] = {"p50": round(times[len(times) // 2], 2), "p100": round(times[-1], 2), "n": len(times)}
+        return out
 
 
 def wait_until(what: str, check: Any, timeout: float, every: float = 0.1) -> float:
     """Poll `check` every 100 ms; return the monotonic time it first held."""
-    deadline = time.monotonic() + timeout
+    start = time.monotonic()
+    deadline = start + timeout
     while time.monotonic() < deadline:
         if check():
-            return time.monotonic()
+            now = time.monotonic()
+            print(f"  {what}: {now - start:.1f} s", file=sys.stderr, flush=True)
+            return now
         time.sleep(every)
     raise TimeoutError(f"timed out waiting for {what}")
 
@@ -231,27 +290,30 @@ class Sampler:
             return float("nan")
 
 
-def pcs_available(kubectl: Kubectl, name: str) -> int:
+def pcs_available(names: list[str]) -> int:
     from kubernetes import client
 
-    try:
-        obj = client.CustomObjectsApi(API).get_namespaced_custom_object(
-            "grove.io", "v1alpha1", NS, "podcliquesets", name
-        )
-    except client.ApiException:
-        return 0
-    return int((obj.get("status") or {}).get("availableReplicas") or 0)
+    total = 0
+    for name in names:
+        try:
+            obj = client.CustomObjectsApi(API).get_namespaced_custom_object(
+                "grove.io", "v1alpha1", NS, "podcliquesets", name
+            )
+        except client.ApiException:
+            continue
+        total += int((obj.get("status") or {}).get("availableReplicas") or 0)
+    return total
 
 
 # ------------------------------------------------------------------------------------------------ phases
 
 
-def run_operator_phases(kubectl: Kubectl, api_client: Any, kubeconfig: str, replicas: int, args: Any) -> dict[str, Any]:
+def run_operator_phases(kubectl: Kubectl, api_client: Any, kubeconfig: str, args: Any) -> dict[str, Any]:
     env = {**os.environ, "KUBECONFIG": kubeconfig}
-    log_path = Path(tempfile.gettempdir()) / "grove-bench-operator.log"
+    log_path = Path(tempfile.gettempdir()) / f"grove-bench-operator-{os.getpid()}.log"
     log = open(log_path, "w")  # noqa: SIM115 - closed in the finally below
     proc = subprocess.Popen(
-        [str(ROOT / ".venv/bin/grove"), "operator", "--concurrency", str(args.concurrency), *args.operator_args],
+        [*shlex.split(args.operator_cmd), "--concurrency", str(args.concurrency), *args.operator_args],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -259,18 +321,20 @@ def run_operator_phases(kubectl: Kubectl, api_client: Any, kubeconfig: str, repl
     sampler = Sampler(proc.pid)
     watch = PodWatch(api_client)
     results: dict[str, Any] = {"operator_log": str(log_path)}
+    pcss = workloads(args)
+    names = [p["metadata"]["name"] for p in pcss]
+    replicas = sum(int(p["spec"]["replicas"]) for p in pcss)
     pods_total = replicas * 2
     try:
         time.sleep(3)  # let the operator finish its initial LISTs
+        results["operator_idle_rss_mib"] = round(sampler.peak_rss / 2**20, 1)
         cpu0 = sampler.cpu_seconds()
         m0 = write_metrics(kubectl)
         t0 = time.monotonic()
-        kubectl("apply", "-f", "-", input=json.dumps(workload(replicas)))
+        kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": pcss}))
         t_created = wait_until("pods created", lambda: watch.counts()[0] >= pods_total, args.timeout)
         t_ready = wait_until("pods ready", lambda: watch.counts()[1] >= pods_total, args.timeout)
-        t_avail = wait_until(
-            "pcs available", lambda: pcs_available(kubectl, "scale-test") >= replicas, args.timeout, every=0.25
-        )
+        t_avail = wait_until("pcs available", lambda: pcs_available(names) >= replicas, args.timeout, every=0.25)
         m1 = write_metrics(kubectl)
         cpu1 = sampler.cpu_seconds()
         deploy = diff_writes(m0, m1)
@@ -278,6 +342,7 @@ def run_operator_phases(kubectl: Kubectl, api_client: Any, kubeconfig: str, repl
             "pods_created_s": round(t_created - t0, 2),
             "pods_ready_s": round(t_ready - t0, 2),
             "pcs_available_s": round(t_avail - t0, 2),
+            "phases": watch.phases(t0),
             "cpu_s": round(cpu1 - cpu0, 2),
             "operator_writes": operator_writes(deploy),
             "writes": deploy,
@@ -291,6 +356,7 @@ def run_operator_phases(kubectl: Kubectl, api_client: Any, kubeconfig: str, repl
             if operator_writes(diff_writes(before, write_metrics(kubectl))) == 0:
                 break
         results["deploy"]["settled_s"] = round(time.monotonic() - t0, 2)
+        results["deploy"]["writes_until_settled"] = diff_writes(m0, write_metrics(kubectl))
         m2 = write_metrics(kubectl)
         cpu2 = sampler.cpu_seconds()
         time.sleep(args.steady)
@@ -302,22 +368,24 @@ def run_operator_phases(kubectl: Kubectl, api_client: Any, kubeconfig: str, repl
             "cpu_s": round(sampler.cpu_seconds() - cpu2, 2),
             "writes": steady,
         }
-        # Scale 500 -> 250 (pods at target: the PodWatch sees exactly half the pods).
-        half = replicas // 2
+        # Scale every PCS to half its replicas (pods at target: the PodWatch sees exactly that many pods).
+        halves = {p["metadata"]["name"]: int(p["spec"]["replicas"]) // 2 for p in pcss}
         m4 = write_metrics(kubectl)
         t4 = time.monotonic()
-        kubectl("scale", "pcs", "scale-test", "-n", NS, f"--replicas={half}")
-        t_scaled = wait_until("scale-in", lambda: watch.counts()[0] == half * 2, args.timeout)
+        for name, half in halves.items():
+            kubectl("scale", "pcs", name, "-n", NS, f"--replicas={half}")
+        target = 2 * sum(halves.values())
+        t_scaled = wait_until("scale-in", lambda: watch.counts()[0] == target, args.timeout)
         m5 = write_metrics(kubectl)
         results["scale_in"] = {
             "from": replicas,
-            "to": half,
+            "to": sum(halves.values()),
             "pods_at_target_s": round(t_scaled - t4, 2),
             "operator_writes": operator_writes(diff_writes(m4, m5)),
         }
         # Delete: API delete latency and time until every pod is gone (GC cascade, no finalizers).
         t6 = time.monotonic()
-        kubectl("delete", "pcs", "scale-test", "-n", NS, "--wait=false")
+        kubectl("delete", "pcs", "--all", "-n", NS, "--wait=false")
         t_api = time.monotonic()
         t_gone = wait_until("pods deleted", lambda: watch.counts()[0] == 0, args.timeout)
         results["delete"] = {"api_s": round(t_api - t6, 2), "all_pods_gone_s": round(t_gone - t6, 2)}
@@ -325,7 +393,7 @@ def run_operator_phases(kubectl: Kubectl, api_client: Any, kubeconfig: str, repl
         wait_until(
             "children gone",
             lambda: not kubectl("get", "pclq,pcsg,pg,svc,pods", "-n", NS, "-o", "name", check=False).split(),
-            60,
+            120,
         )
         results["delete"]["leftovers_right_after_pods_gone"] = len(leftovers)
         results["operator"] = {
@@ -344,24 +412,27 @@ def run_operator_phases(kubectl: Kubectl, api_client: Any, kubeconfig: str, repl
     return results
 
 
-def floor_objects(replicas: int, pcs_uid: str) -> list[dict[str, Any]]:
+def floor_objects(pcss: list[dict[str, Any]], uids: dict[str, str]) -> list[dict[str, Any]]:
     """The same objects (Services, PodCliques, PodGangs, Pods), as the operator would end with: pods ungated,
     owner references kept only to the PodCliqueSet (pods' owners do not exist yet in a one-shot bulk create)."""
-    spec = workload(replicas)
-    spec["metadata"]["uid"] = pcs_uid
-    g = graph.expand(spec)
+    expanded = []
+    for spec in pcss:
+        spec = copy.deepcopy(spec)
+        spec["metadata"]["uid"] = uids[spec["metadata"]["name"]]
+        expanded.append(graph.expand(spec))
     out = []
     # Pods first (then PodCliques, PodGangs, Services): the same order the operator's priorities give, so the
     # "pods created" milestones compare like with like.
-    for obj in [*g.pods, *g.podcliques, *g.podgangs, *g.services]:
-        obj = copy.deepcopy(obj)
-        refs = obj["metadata"].get("ownerReferences") or []
-        obj["metadata"]["ownerReferences"] = [r for r in refs if r["kind"] == c.KIND_PODCLIQUESET]
-        if obj["kind"] == "Pod":
-            obj["spec"].pop("schedulingGates", None)
-            obj["metadata"].pop("ownerReferences")
-            obj["metadata"]["labels"]["grove-bench/floor"] = "true"
-        out.append(obj)
+    for kind in ("pods", "podcliques", "podgangs", "services"):
+        for obj in (o for g in expanded for o in getattr(g, kind)):
+            obj = copy.deepcopy(obj)
+            refs = obj["metadata"].get("ownerReferences") or []
+            obj["metadata"]["ownerReferences"] = [r for r in refs if r["kind"] == c.KIND_PODCLIQUESET]
+            if obj["kind"] == "Pod":
+                obj["spec"].pop("schedulingGates", None)
+                obj["metadata"].pop("ownerReferences")
+                obj["metadata"]["labels"]["grove-bench/floor"] = "true"
+            out.append(obj)
     return out
 
 
@@ -415,21 +486,29 @@ async def bulk_create(
     return done
 
 
-def run_floor(
-    kubectl: Kubectl, api_client: Any, kubeconfig: str, replicas: int, args: Any, client: str
-) -> dict[str, Any]:
-    """No operator running: create a PCS (as the owner), then all objects at full concurrency."""
-    pcs = workload(replicas, name="scale-test")
-    pcs["spec"]["replicas"] = 0  # an owner only; nothing reconciles it
-    uid = json.loads(kubectl("apply", "-f", "-", "-o", "json", input=json.dumps(pcs)))["metadata"]["uid"]
-    objects = floor_objects(replicas, uid)
+def run_floor(kubectl: Kubectl, api_client: Any, kubeconfig: str, args: Any, client: str) -> dict[str, Any]:
+    """No operator running: create the PCSs (as owners), then all objects at full concurrency."""
+    pcss = workloads(args)
+    owners = []
+    for pcs in pcss:
+        owner = copy.deepcopy(pcs)
+        owner["spec"]["replicas"] = 0  # an owner only; nothing reconciles it
+        owners.append(owner)
+    applied = json.loads(
+        kubectl(
+            "apply", "-f", "-", "-o", "json", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": owners})
+        )
+    )
+    uids = {o["metadata"]["name"]: o["metadata"]["uid"] for o in applied.get("items") or [applied]}
+    objects = floor_objects(pcss, uids)
+    pods_total = sum(o["kind"] == "Pod" for o in objects)
     watch = PodWatch(api_client)
     time.sleep(1)
     m0 = write_metrics(kubectl)
     t0 = time.monotonic()
     times = asyncio.run(bulk_create(objects, args.floor_concurrency, kubeconfig, client))
     t_created = time.monotonic()
-    t_ready = wait_until("floor pods ready", lambda: watch.counts()[1] >= replicas * 2, args.timeout)
+    t_ready = wait_until("floor pods ready", lambda: watch.counts()[1] >= pods_total, args.timeout)
     m1 = write_metrics(kubectl)
     watch.stop.set()
     result = {
@@ -438,9 +517,10 @@ def run_floor(
         "all_objects_created_s": round(t_created - t0, 2),
         "pods_created_s": round(times.get("Pod", float("nan")), 2),
         "pods_ready_s": round(t_ready - t0, 2),
+        "phases": watch.phases(t0),
         "writes": sum(diff_writes(m0, m1).values()),
     }
-    kubectl("delete", "pcs", "scale-test", "-n", NS, "--wait=true", "--timeout=300s")
+    kubectl("delete", "pcs", "--all", "-n", NS, "--wait=true", "--timeout=300s")
     # Floor pods have no owner (their PodCliques did not exist when they were created): delete explicitly.
     kubectl(
         "delete",
@@ -465,16 +545,28 @@ def run_floor(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kubeconfig", help="use a running cluster instead of starting a DevCluster")
-    parser.add_argument("--replicas", type=int, default=500)
+    parser.add_argument("--replicas", type=int, default=500, help="PCS replicas in all (2 pods each)")
     parser.add_argument("--nodes", type=int, default=100)
+    parser.add_argument("--scale", type=int, default=1, help="multiply --replicas and --nodes (5: 5000 pods)")
+    parser.add_argument("--pcs", type=int, default=1, help="spread the replicas over this many PodCliqueSets")
+    parser.add_argument("--template-kib", type=int, default=0, help="pad each pod template by this many KiB")
     parser.add_argument("--steady", type=float, default=60.0, help="steady-state window in seconds")
-    parser.add_argument("--timeout", type=float, default=600.0)
-    parser.add_argument("--concurrency", type=int, default=64, help="operator --concurrency")
+    parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--concurrency", type=int, default=16, help="operator --concurrency (its default)")
     parser.add_argument("--floor-concurrency", type=int, default=64)
     parser.add_argument("--floor-clients", default="aiohttp,kubernetes.aio")
     parser.add_argument("--operator-args", nargs="*", default=[])
+    parser.add_argument(
+        "--operator-cmd",
+        default=f"{ROOT / '.venv/bin/grove'} operator",
+        help="how to start the operator (e.g. under a profiler); its process is the one measured",
+    )
     parser.add_argument("--output", default=str(ROOT / "bench/results/scale.json"))
+    parser.add_argument("--label", help="key of this run in the output file (default from the geometry)")
     args = parser.parse_args()
+    args.replicas *= args.scale
+    args.nodes *= args.scale
+    label = args.label or _default_label(args)
 
     cluster = None
     if args.kubeconfig:
@@ -483,7 +575,10 @@ def main() -> int:
         from grove.devcluster import DevCluster
 
         workdir = tempfile.mkdtemp(prefix="grove-bench-")
-        cluster = DevCluster(workdir, initial_nodes=3).start()
+        # On a saturated machine KWOK renews node leases late; the node controller would then mark pods NotReady
+        # (and KWOK never makes them Ready again), which measures the host, not the operator.
+        slow_nodes = {"kube-controller-manager": ["--node-monitor-grace-period=300s"]}
+        cluster = DevCluster(workdir, initial_nodes=3, extra_args=slow_nodes).start()
         kubeconfig = str(cluster.kubeconfig)
     from kubernetes import client, config
 
@@ -496,10 +591,11 @@ def main() -> int:
 
     CONN = Connection.from_kubeconfig(kubeconfig)
     kubectl = Kubectl(kubeconfig)
+    results: dict[str, Any] = {}
     try:
         from grove.devcluster import create_nodes
 
-        create_nodes(api_client, args.nodes, "bench-node-", timeout=120)
+        create_nodes(api_client, args.nodes, "bench-node-", timeout=300)
         kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "api/crds"))
         wait_until(
             "CRDs established",
@@ -523,59 +619,105 @@ def main() -> int:
         )
         kubectl("create", "namespace", NS, check=False)
         wait_until("default SA", lambda: "default" in kubectl("get", "sa", "-n", NS, "-o", "name", check=False), 60)
-        results: dict[str, Any] = {
-            "geometry": {"pcs_replicas": args.replicas, "pods": args.replicas * 2, "nodes": args.nodes},
-            "host": {"cpus": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1)},
+        results = {
+            "geometry": {
+                "pcs": args.pcs,
+                "pcs_replicas": args.replicas,
+                "pods": args.replicas * 2,
+                "nodes": args.nodes,
+                "template_kib": args.template_kib,
+            },
+            "host": {
+                "cpus": os.cpu_count(),
+                "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+                "load_avg_1m_at_start": round(os.getloadavg()[0], 1),
+            },
+            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        results.update(run_operator_phases(kubectl, api_client, kubeconfig, args.replicas, args))
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(json.dumps(results, indent=2) + "\n")  # partial results first
+        results.update(run_operator_phases(kubectl, api_client, kubeconfig, args))
+        save(args.output, label, results)  # partial results first
         results["floor"] = []
         for name in [n for n in args.floor_clients.split(",") if n]:
             try:
-                results["floor"].append(run_floor(kubectl, api_client, kubeconfig, args.replicas, args, name))
+                results["floor"].append(run_floor(kubectl, api_client, kubeconfig, args, name))
             except Exception as error:  # one client failing must not lose the other figures
                 print(f"floor with {name} failed: {error}", file=sys.stderr)
-                kubectl("delete", "pcs", "scale-test", "-n", NS, "--wait=true", check=False)
-        best = min(results["floor"], key=lambda f: f["pods_created_s"])
-        results["ratio"] = {
-            "pods_created_vs_floor": round(results["deploy"]["pods_created_s"] / best["pods_created_s"], 2),
-            "pods_ready_vs_floor": round(results["deploy"]["pods_ready_s"] / best["pods_ready_s"], 2),
-            "floor_client": best["client"],
-        }
+                kubectl("delete", "pcs", "--all", "-n", NS, "--wait=true", check=False)
+        if results["floor"]:
+            results["ratio"] = ratios(results)
+        results["host"]["load_avg_1m_at_end"] = round(os.getloadavg()[0], 1)
     finally:
         if cluster is not None:
             cluster.stop()
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
-    print_table(results)
+    save(args.output, label, results)
+    print_table(label, results)
     return 0
 
 
-def print_table(r: dict[str, Any]) -> None:
+def _default_label(args: Any) -> str:
+    label = f"{args.scale}x" if args.scale != 1 else "1x"
+    if args.pcs != 1:
+        label += f"-{args.pcs}pcs"
+    if args.template_kib:
+        label += f"-{args.template_kib}kib"
+    return label
+
+
+def ratios(r: dict[str, Any]) -> dict[str, Any]:
+    """Operator over floor, like with like: the watch's p100 of each milestone, against the best floor client
+    for that milestone (the strictest comparison)."""
+    phases = r["deploy"]["phases"]
+    out: dict[str, Any] = {}
+    for phase in ("created", "ready"):
+        floors = [f for f in r["floor"] if phase in f["phases"]]
+        if not floors or phase not in phases:
+            continue
+        best = min(floors, key=lambda f: f["phases"][phase]["p100"])
+        out[f"pods_{phase}_vs_floor"] = round(phases[phase]["p100"] / best["phases"][phase]["p100"], 2)
+        out[f"{phase}_floor_client"] = best["client"]
+    return out
+
+
+def save(path: str, label: str, results: dict[str, Any]) -> None:
+    """Keep every labelled run in one file (a new run replaces the one with its label)."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        runs = json.loads(out.read_text())
+    except (OSError, ValueError):
+        runs = {}
+    if "runs" not in runs:  # the older single-run layout
+        runs = {"runs": {}}
+    runs["runs"][label] = results
+    out.write_text(json.dumps(runs, indent=2) + "\n")
+
+
+def _phase_cell(phases: dict[str, Any], phase: str) -> str:
+    p = phases.get(phase)
+    return f"{p['p50']:>6} / {p['p100']:<6}" if p else "     - / -     "
+
+
+def print_table(label: str, r: dict[str, Any]) -> None:
     d, s, sc, de, op = r["deploy"], r["steady"], r["scale_in"], r["delete"], r["operator"]
-    rows = [
-        ("apply -> all pods created", f"{d['pods_created_s']} s"),
-        ("apply -> all pods Ready", f"{d['pods_ready_s']} s"),
+    print(f"ScaleTest {label}: {r['geometry']}")
+    print("  milestone (s after apply, p50 / p100)   " + "   ".join(f"{p:<15}" for p in PodWatch.PHASES))
+    rows = [("operator", d["phases"])] + [(f"floor ({f['client']})", f["phases"]) for f in r.get("floor", [])]
+    for name, phases in rows:
+        print(f"  {name:<39} " + "   ".join(_phase_cell(phases, p) for p in PodWatch.PHASES))
+    kv = [
         ("apply -> PCS available", f"{d['pcs_available_s']} s"),
         ("operator writes during deploy", str(d["operator_writes"])),
+        ("writes during deploy by verb/resource", json.dumps(d["writes"])),
         (f"operator writes in {s['seconds']:.0f} s steady state", str(s["operator_writes"])),
-        ("operator CPU in steady state", f"{s['cpu_s']} s"),
+        ("operator CPU deploy / steady / total", f"{d['cpu_s']} s / {s['cpu_s']} s / {op['cpu_s_total']} s"),
+        ("operator peak RSS", f"{op['peak_rss_mib']} MiB (idle {r.get('operator_idle_rss_mib')} MiB)"),
         (f"scale {sc['from']} -> {sc['to']}: pods at target", f"{sc['pods_at_target_s']} s"),
-        ("delete: API call", f"{de['api_s']} s"),
-        ("delete: all pods gone", f"{de['all_pods_gone_s']} s"),
-        ("operator peak RSS", f"{op['peak_rss_mib']} MiB"),
-        ("operator CPU total", f"{op['cpu_s_total']} s"),
+        ("delete: API call / all pods gone", f"{de['api_s']} s / {de['all_pods_gone_s']} s"),
     ]
-    for f in r["floor"]:
-        rows.append(
-            (f"floor ({f['client']}): pods created / Ready", f"{f['pods_created_s']} s / {f['pods_ready_s']} s")
-        )
-    rows.append(("ratio operator/floor: pods created", str(r["ratio"]["pods_created_vs_floor"])))
-    rows.append(("ratio operator/floor: pods Ready", str(r["ratio"]["pods_ready_vs_floor"])))
-    width = max(len(k) for k, _ in rows)
-    print(f"ScaleTest geometry: {r['geometry']}")
-    for k, v in rows:
+    for key, value in (r.get("ratio") or {}).items():
+        kv.append((f"ratio {key}", str(value)))
+    width = max(len(k) for k, _ in kv)
+    for k, v in kv:
         print(f"  {k.ljust(width)}  {v}")
 
 

@@ -143,9 +143,9 @@ class TokenBucket:
 class PrioritySemaphore:
     """A semaphore whose waiters are served by priority (lower first), then in arrival order.
 
-    Why: at scale the API server is the bottleneck, and not all writes are equal. Pods (and the PodCliques
-    they need) come first, then gate removal, then PodGangs and Services, then status: this is what makes
-    "all pods created" as fast as a bulk create although the operator writes more objects in all."""
+    Why: at scale the API server is the bottleneck, and not all writes are equal. Pods (and the PodCliques and
+    PodGangs they need) come first, then gate removal, then Services, then status: this is what makes "all
+    pods created" as fast as a bulk create although the operator writes more objects in all."""
 
     def __init__(self, value: int) -> None:
         self.value = value
@@ -181,10 +181,12 @@ PRIORITY_GATES = 1
 PRIORITY_CHILDREN = 2
 PRIORITY_STATUS = 3
 PRIORITY_EVENTS = 4
+LATENCY_WEIGHT = 0.05  # of the newest request in the moving average (about the last 20 writes)
 _CREATE_PRIORITY = {
     "Pod": PRIORITY_PODS,
     "PodClique": PRIORITY_PODS,
     "PodCliqueScalingGroup": PRIORITY_PODS,
+    "PodGang": PRIORITY_PODS,  # before its pods, so they need no gate (issue #13)
     "Event": PRIORITY_EVENTS,
 }
 
@@ -197,6 +199,8 @@ class Kube:
         self.semaphore = PrioritySemaphore(concurrency)
         self.bucket = TokenBucket(qps, burst or int(qps * 1.5) or 1)
         self.writes: Counter[str] = Counter()
+        # Moving average of write latency (s): how busy the API server is now (status pacing, issue #13).
+        self.latency = 0.0
         self._session: aiohttp.ClientSession | None = None
         self._concurrency = concurrency
 
@@ -240,12 +244,14 @@ class Kube:
         self, method: str, path: str, body: Any, content_type: str, params: dict[str, str] | None, priority: int
     ) -> dict[str, Any]:
         session = await self.session()
-        data = None if body is None else json.dumps(body, separators=(",", ":"))
         await self.semaphore.acquire(priority)
         try:
+            # Serialized once a slot is free: a burst queues thousands of writes (issue #13: peak RSS).
+            data = None if body is None else json.dumps(body, separators=(",", ":"))
             if method != "GET":
                 await self.bucket.take()
                 self.writes[method] += 1
+            started = time.monotonic()
             async with session.request(
                 method,
                 self.connection.server + path,
@@ -255,6 +261,8 @@ class Kube:
             ) as response:
                 text = await response.text()
                 metrics.record_request(method, path, response.status)
+                if method != "GET":
+                    self.latency += (time.monotonic() - started - self.latency) * LATENCY_WEIGHT
                 if response.status >= 300:
                     raise ApiError(response.status, text, method, path)
                 return json.loads(text) if text else {}

@@ -66,7 +66,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--namespace", "-n", action="append", help="watch this namespace (repeatable; default: all namespaces)"
     )
     scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch all namespaces (the default)")
-    parser.add_argument("--concurrency", type=int, default=64, help="concurrent API writes (default 64)")
+    # 16: every concurrent write holds a TLS connection (~300 KiB with asyncio's SSL buffers); the API server of
+    # a small cluster is saturated well before 16 are in flight (issue #13: peak RSS).
+    parser.add_argument("--concurrency", type=int, default=16, help="concurrent API writes (default 16)")
     parser.add_argument("--workers", type=int, default=64, help="concurrent reconciles (default 64)")
     parser.add_argument("--qps", type=float, default=0.0, help="client-side write QPS limit (default: none)")
     parser.add_argument("--burst", type=int, default=0, help="burst for --qps (default 1.5 x qps)")

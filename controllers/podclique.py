@@ -23,7 +23,7 @@ from controllers.writes import (
     write_status,
 )
 from grove.api import constants as c
-from grove.expansion import claims, conditions, gating, pod, podgang, rollout, scale, startup, status, workload
+from grove.expansion import claims, conditions, gating, naming, pod, podgang, rollout, scale, startup, status, workload
 from grove.expansion.observed import PodView
 from grove.expansion.topology import NO_TOPOLOGY
 
@@ -34,9 +34,10 @@ async def reconcile(rt: Runtime, ns: str, name: str, hints: Hints) -> None:
         return
     pods = rt.cache.pods(ns, name)
     parents_ok = _parents_available(rt, ns, pclq)
+    gang, base_ok = _gang_state(rt, ns, pclq)
     writes: list[Awaitable[Any]] = []
-    await _sync_pods(rt, ns, pclq, pods, parents_ok, writes)
-    _sync_gates(rt, ns, pclq, pods, parents_ok, writes)
+    await _sync_pods(rt, ns, pclq, pods, parents_ok, gating.schedulable(pclq, gang, base_ok), writes)
+    _sync_gates(rt, ns, gating.pods_to_ungate(pclq, pods, gang, base_ok), pods, parents_ok, writes)
     if await run(writes):
         return
     await _sync_status(rt, ns, name, pclq, pods)
@@ -57,16 +58,35 @@ def _parents_available(rt: Runtime, ns: str, pclq: dict[str, Any]) -> bool:
     return startup.parents_ready(parents, ready, mins)
 
 
+def _gang_state(rt: Runtime, ns: str, pclq: dict[str, Any]) -> tuple[dict[str, Any] | None, bool]:
+    """This PodClique's PodGang from the cache, and whether its base gang is scheduled (always true for a base
+    gang): what decides, through `gating`, when a pod may be schedulable, whether it is created so or ungated
+    later (Grove's guarantee: never before its gang exists)."""
+    labels = pclq["metadata"].get("labels") or {}
+    gang = rt.cache.podgang(ns, labels.get(c.LABEL_PODGANG, ""))
+    base_ok = True
+    if gang is not None and gating.is_scaled(pclq):
+        base = rt.cache.podgang(ns, labels.get(c.LABEL_BASE_PODGANG, ""))
+        scheduled = {}
+        for group in (base or {}).get("spec", {}).get("podgroups") or []:
+            member = rt.cache.pclq(ns, group["name"])
+            scheduled[group["name"]] = int(((member or {}).get("status") or {}).get("scheduledReplicas", 0))
+        base_ok = podgang.base_gang_scheduled(base, scheduled)
+    return gang, base_ok
+
+
 async def _sync_pods(
     rt: Runtime,
     ns: str,
     pclq: dict[str, Any],
     pods: list[PodView],
     parents_ok: bool,
+    schedulable: set[str],
     writes: list[Awaitable[Any]],
 ) -> None:
-    """Missing pod indices are created; scale-in (highest index first), then the rolling update's
-    replacements (grove/expansion/rollout.py) are deleted."""
+    """Missing pod indices are created (without Grove's gate when they are schedulable already, issue #13: one
+    write per pod instead of two); scale-in (highest index first), then the rolling update's replacements
+    (grove/expansion/rollout.py) are deleted."""
     spec = pclq.get("spec") or {}
     labels = pclq["metadata"].get("labels") or {}
     want = int(spec.get("replicas", 0))
@@ -87,6 +107,7 @@ async def _sync_pods(
             startup_released=parents_ok,
             gang_scheduling=gang_scheduling,
             topology=keys,
+            gated=naming.pod_name(pclq["metadata"]["name"], index) not in schedulable,
         )
         key = object_key(desired)
         if not rt.creates.pending(key):
@@ -110,24 +131,14 @@ async def _sync_pods(
 def _sync_gates(
     rt: Runtime,
     ns: str,
-    pclq: dict[str, Any],
+    to_ungate: list[PodView],
     pods: list[PodView],
     parents_ok: bool,
     writes: list[Awaitable[Any]],
 ) -> None:
-    """Remove our scheduling gate from pods listed in their PodGang (scaled gangs: once the base gang is
-    scheduled), and release dependents' startup-wait once their parents are available."""
-    labels = pclq["metadata"].get("labels") or {}
-    gang = rt.cache.podgang(ns, labels.get(c.LABEL_PODGANG, ""))
-    base_ok = True
-    if gating.is_scaled(pclq):
-        base = rt.cache.podgang(ns, labels.get(c.LABEL_BASE_PODGANG, ""))
-        scheduled = {}
-        for group in (base or {}).get("spec", {}).get("podgroups") or []:
-            member = rt.cache.pclq(ns, group["name"])
-            scheduled[group["name"]] = int(((member or {}).get("status") or {}).get("scheduledReplicas", 0))
-        base_ok = podgang.base_gang_scheduled(base, scheduled)
-    for view in gating.pods_to_ungate(pclq, pods, gang, base_ok):
+    """Remove our scheduling gate from gated pods that are schedulable now, and release dependents'
+    startup-wait once their parents are available."""
+    for view in to_ungate:
         if not rt.writes.pending(("ungate", view.uid)):
             rt.writes.expect(("ungate", view.uid))
             ungate = rt.kube.patch(

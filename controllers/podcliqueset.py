@@ -80,8 +80,9 @@ async def _sync_spec(rt: Runtime, pcs: dict[str, Any], model: Any, hints: Hints,
     ns, name = meta.get("namespace", ""), meta["name"]
     want = int(model.spec.replicas)
     indices = range(want) if hints is None else sorted(h for h in hints if isinstance(h, int) and 0 <= h < want)
-    # Creation order matters at scale: PodCliques first (their pods are the long pole), then PodGangs,
-    # then Services; the client's semaphore serves waiters in this order.
+    # Creation order matters at scale: per replica its PodGang, then its PodCliques (their pods are the long
+    # pole; a pod whose gang is already in the cache is created without the gate, issue #13), then Services;
+    # the client's semaphore serves waiters by priority, then in this order.
     first: list[Awaitable[Any]] = []
     later: list[Awaitable[Any]] = []
     observed_gangs = rt.cache.podgangs_of_pcs(ns, name)
@@ -93,7 +94,8 @@ async def _sync_spec(rt: Runtime, pcs: dict[str, Any], model: Any, hints: Hints,
     live: dict[int, tuple[dict[str, int], dict[str, int]]] = {}
     stamp = now()
     for i in indices:
-        group_replicas = _sync_children(rt, pcs, model, i, first)
+        children: list[Awaitable[Any]] = []
+        group_replicas = _sync_children(rt, pcs, model, i, children)
         counts: dict[str, int] = {}
         # Live clique replicas (`kubectl scale pclq` changes no generation); for cliques in a scaling group,
         # the largest of its PodCliques (claim_objects/is_stale take one count per clique name).
@@ -103,12 +105,13 @@ async def _sync_spec(rt: Runtime, pcs: dict[str, Any], model: Any, hints: Hints,
             if member is not None:
                 counts[fqn] = int(member["spec"].get("replicas", 0))
                 clique_replicas[clique_name] = max(clique_replicas.get(clique_name, 0), counts[fqn])
+        _sync_gangs(rt, pcs, model, i, group_replicas, counts, gangs_by_replica.get(i, []), stamp, keys, first)
+        first.extend(children)
         if with_claims:
             live[i] = (group_replicas, clique_replicas)
             create_claims = claimobjects.replica_claims(rt, pcs, model, i, group_replicas, clique_replicas, externals)
             if create_claims is not None:
                 first.append(create_claims)
-        _sync_gangs(rt, pcs, model, i, group_replicas, counts, gangs_by_replica.get(i, []), stamp, keys, later)
         later.append(
             ensure(rt, service.headless_service(model, pcs, i), rt.cache.service(ns, naming.service_name(name, i)))
         )

@@ -21,7 +21,7 @@ from grove.expansion.startup import DEFAULT_STARTUP_WAIT_IMAGE
 @dataclass
 class Options:
     namespaces: list[str] = field(default_factory=list)  # empty: all namespaces
-    concurrency: int = 64
+    concurrency: int = 16
     workers: int = 64
     qps: float = 0.0
     burst: int = 0

@@ -21,6 +21,16 @@ _SENT: contextvars.ContextVar[list[int]] = contextvars.ContextVar("grove_sent")
 # Status writes of one object are at least this far apart: pods often go created -> scheduled -> Ready within a
 # second (on KWOK in milliseconds), and one write for the lot is enough. The reconcile is re-queued instead.
 STATUS_MIN_INTERVAL = 1.0
+# ... and further apart when the API server is slow (issue #13): the interval grows with the moving average of
+# write latency, so under load fewer intermediate statuses compete with pods, bindings and kubelet (KWOK) writes,
+# up to STATUS_MAX_INTERVAL. An idle API server answers in milliseconds: the interval stays at the minimum.
+STATUS_LATENCY_FACTOR = 20.0
+STATUS_MAX_INTERVAL = 5.0
+
+
+def status_interval(rt: Runtime) -> float:
+    latency = float(getattr(rt.kube, "latency", 0.0))
+    return min(max(STATUS_MIN_INTERVAL, STATUS_LATENCY_FACTOR * latency), STATUS_MAX_INTERVAL)
 
 
 def start_counting() -> None:
@@ -108,10 +118,11 @@ async def write_status(
     if rt.writes.pending(("status", uid), desired):
         return
     last = rt.status_written.get(uid)
-    elapsed = time.monotonic() - last if last is not None else STATUS_MIN_INTERVAL
-    if requeue is not None and elapsed < STATUS_MIN_INTERVAL:
+    interval = status_interval(rt)
+    elapsed = time.monotonic() - last if last is not None else interval
+    if requeue is not None and elapsed < interval:
         if rt.queue is not None:
-            rt.queue.add(requeue, None, delay=STATUS_MIN_INTERVAL - elapsed)
+            rt.queue.add(requeue, None, delay=interval - elapsed)
         return
     rt.status_written[uid] = time.monotonic()
     rt.writes.expect(("status", uid), desired)

@@ -24,13 +24,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
+if TYPE_CHECKING:
+    # grove.devcluster.pki imports cryptography (~7 MiB): loaded only when a cluster is started, not by every
+    # `grove` command (issue #13).
+    from grove.devcluster.pki import PKIFiles
+
 from grove.devcluster import nodes as _nodes
 from grove.devcluster.kubeconfig import write_kubeconfig
-from grove.devcluster.pki import FRONT_PROXY_USER, PKIFiles, write_pki
 from grove.devcluster.processes import (
     ProcessRecord,
     format_logs,
@@ -329,6 +333,8 @@ class DevCluster:
     def _prepare_files(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "logs").mkdir(exist_ok=True)
+        from grove.devcluster.pki import write_pki
+
         self.pki = write_pki(self.workdir / "pki")
         write_kubeconfig(self.kubeconfig, self.server, self.pki.ca_cert, self.pki.admin_cert, self.pki.admin_key)
         (self.workdir / "kwok-stages.yaml").write_text(stages_file())
@@ -387,6 +393,8 @@ class DevCluster:
         ]
 
     def _apiserver_argv(self) -> list[str]:
+        from grove.devcluster.pki import FRONT_PROXY_USER
+
         assert self.pki is not None
         p = self.ports
         runtime_config = ",".join(f"{k}={str(v).lower()}" for k, v in sorted(self.runtime_config.items()))

@@ -6,8 +6,6 @@ import argparse
 import logging
 from pathlib import Path
 
-from grove.dra.plugin import DriverOptions, DriverProcess
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -65,6 +63,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here: grpc and the plugin cost ~12 MiB, which every other `grove` command would carry (issue #13).
+    from grove.dra.plugin import DriverOptions, DriverProcess
+
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     opts = DriverOptions(
         node_name=args.node_name,

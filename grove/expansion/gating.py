@@ -2,7 +2,11 @@
 
 A pod keeps Grove's gate until it is listed in its PodGang's `podReferences`. Pods of a base gang are ungated
 right then; pods of a scaled gang (their PodClique has `grove.io/base-podgang`) also wait until the base gang is
-scheduled. Only Grove's own gate is ever removed (Grove #724: other controllers' gates stay)."""
+scheduled. Only Grove's own gate is ever removed (Grove #724: other controllers' gates stay).
+
+The same rule (`schedulable`) decides whether a missing pod is created without the gate (issue #13): when its
+gang already exists and lists it, the gate would be removed by the very next write, so it is left out. Either
+way no pod is schedulable before its gang object exists."""
 
 from __future__ import annotations
 
@@ -33,13 +37,19 @@ def is_scaled(pclq: dict[str, Any]) -> bool:
     return c.LABEL_BASE_PODGANG in ((pclq.get("metadata") or {}).get("labels") or {})
 
 
+def schedulable(pclq: dict[str, Any], gang: dict[str, Any] | None, base_scheduled: bool) -> set[str]:
+    """Names of a PodClique's pods that may be schedulable now: listed in their existing PodGang (pods of a
+    scaled gang: once the base gang is scheduled)."""
+    if gang is None or (is_scaled(pclq) and not base_scheduled):
+        return set()
+    return referenced_pods(gang, pclq["metadata"]["name"])
+
+
 def pods_to_ungate(
     pclq: dict[str, Any], pods: Iterable[PodView], gang: dict[str, Any] | None, base_scheduled: bool
 ) -> list[PodView]:
     """Gated pods of a PodClique that may be released to the scheduler now."""
-    if gang is None or (is_scaled(pclq) and not base_scheduled):
-        return []
-    listed = referenced_pods(gang, pclq["metadata"]["name"])
+    listed = schedulable(pclq, gang, base_scheduled)
     return sorted((p for p in pods if p.gated and not p.terminating and p.name in listed), key=lambda p: p.name)
 
 

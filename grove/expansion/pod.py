@@ -41,12 +41,15 @@ def desired_pod(
     startup_released: bool = False,
     gang_scheduling: bool = False,
     topology: TopologyKeys = NO_TOPOLOGY,
+    gated: bool = True,
 ) -> dict[str, Any]:
     """The pod with index `pod_index` of a PodClique, created gated (Grove's `grove.io/podgang-pending-creation`).
 
-    gang_scheduling: the kube-scheduler Workload API backend serves the gang, so the pod joins its PodClique's
-    PodGroup (`spec.schedulingGroup`, immutable: it can only be set here). topology: the PodCliqueSet's
-    constraints as label keys; `pack.preferred` becomes preferred pod affinity (see `workload`)."""
+    gated=False (grove-py, issue #13): its PodGang already exists and lists it, so the gate would only cost a
+    second write; other controllers' gates are kept either way. gang_scheduling: the kube-scheduler Workload API
+    backend serves the gang, so the pod joins its PodClique's PodGroup (`spec.schedulingGroup`, immutable: it
+    can only be set here). topology: the PodCliqueSet's constraints as label keys; `pack.preferred` becomes
+    preferred pod affinity (see `workload`)."""
     meta = pclq["metadata"]
     pclq_name = meta["name"]
     namespace = meta.get("namespace")
@@ -66,7 +69,11 @@ def desired_pod(
         annotations[c.ANNOTATION_STARTUP_RELEASED] = "true" if startup_released else "false"
         pod_spec = startup.add_startup_wait(pod_spec, startup_wait_image)
     gates = [g for g in pod_spec.get("schedulingGates") or [] if g.get("name") != c.SCHEDULING_GATE]
-    pod_spec["schedulingGates"] = [{"name": c.SCHEDULING_GATE}, *gates]
+    if gated:
+        gates.insert(0, {"name": c.SCHEDULING_GATE})
+    pod_spec.pop("schedulingGates", None)
+    if gates:
+        pod_spec["schedulingGates"] = gates
     pod_spec["hostname"] = naming.hostname(pclq_name, pod_index)
     pod_spec["subdomain"] = naming.subdomain(pcs_name, replica)
     if gang_scheduling:

@@ -187,3 +187,52 @@ def test_invalid_spec_creates_nothing() -> None:
     status_body = next(body for verb, name, body in kube.calls if verb == "patch/status")
     cond = next(x for x in status_body["status"]["conditions"] if x["type"] == "SpecValid")
     assert cond["status"] == "False" and "startsAfter" in cond["message"] + "cliques"
+
+
+def test_pods_of_an_existing_gang_are_created_without_the_gate() -> None:
+    """Issue #13: a pod listed in a PodGang that is already in the cache is created schedulable (one write, not a
+    create and an ungate PATCH); without the gang it is created gated. Foreign gates stay either way (#724);
+    a scaled gang's pods stay gated until the base gang is scheduled."""
+    hold = {"name": "example.com/hold"}
+    pcs = make_pcs(cliques=[clique("a", 2), clique("b", 1)])
+    pcs["spec"]["template"]["cliques"][1]["spec"]["podSpec"]["schedulingGates"] = [hold]
+    g = graph.expand(pcs)
+    pclqs = with_uids(g.podcliques)
+    gang = with_uids(g.podgangs)[0]
+
+    def created_gates(objects: list[dict[str, Any]], pclq: str) -> dict[str, list[str]]:
+        rt, kube = runtime([pcs, *objects])
+        asyncio.run(reconcile.dispatch(rt, ("pclq", "ns", pclq), None))
+        assert not [verb for verb, _, _ in kube.calls if verb != "create"]  # no ungate PATCH needed
+        return {
+            name: [gate["name"] for gate in body["spec"].get("schedulingGates") or []]
+            for verb, name, body in kube.calls
+        }
+
+    assert created_gates(pclqs, "mn-0-a") == {"Pod/mn-0-a-0": [c.SCHEDULING_GATE], "Pod/mn-0-a-1": [c.SCHEDULING_GATE]}
+    assert created_gates([*pclqs, gang], "mn-0-a") == {"Pod/mn-0-a-0": [], "Pod/mn-0-a-1": []}
+    assert created_gates([*pclqs, gang], "mn-0-b") == {"Pod/mn-0-b-0": [hold["name"]]}
+
+
+def test_scaled_gang_pods_are_created_gated_until_the_base_is_scheduled() -> None:
+    groups = [{"name": "sg", "replicas": 2, "minAvailable": 1, "cliqueNames": ["w"]}]
+    pcs = make_pcs(cliques=[clique("w", 1)], groups=groups)
+    g = graph.expand(pcs)
+    objects = with_uids([*g.podcliques, *g.podgangs, *g.scaling_groups])
+    scaled = next(q for q in objects if q["kind"] == "PodClique" and c.LABEL_BASE_PODGANG in q["metadata"]["labels"])
+    rt, kube = runtime([pcs, *objects])
+    asyncio.run(reconcile.dispatch(rt, ("pclq", "ns", scaled["metadata"]["name"]), None))
+    bodies = [body for verb, _, body in kube.calls if verb == "create"]
+    assert bodies and all(body["spec"]["schedulingGates"] == [{"name": c.SCHEDULING_GATE}] for body in bodies)
+
+
+def test_status_interval_follows_api_latency() -> None:
+    """Issue #13: status writes of one object are spaced by 20x the API server's write latency, within 1-5 s."""
+    from controllers import writes
+
+    rt, kube = runtime([])
+    assert writes.status_interval(rt) == writes.STATUS_MIN_INTERVAL  # idle API server (and no latency known)
+    kube.latency = 0.1  # type: ignore[attr-defined]
+    assert writes.status_interval(rt) == 2.0
+    kube.latency = 3.0  # type: ignore[attr-defined]
+    assert writes.status_interval(rt) == writes.STATUS_MAX_INTERVAL
