@@ -129,9 +129,11 @@ def converged(pcs: dict[str, Any]) -> list[dict[str, Any]]:
     objs = with_uids([*g.services, *g.podcliques, *g.podgangs, *g.pods])
     pods = [ready_pod(o) for o in objs if o["kind"] == "Pod"]
     pclqs = [o for o in objs if o["kind"] == "PodClique"]
+    loaded = runtime([pcs])[0].load(pcs)
     for q in pclqs:
         views = [pod_view(p) for p in pods if p["metadata"]["labels"][c.LABEL_PODCLIQUE] == q["metadata"]["name"]]
-        q["status"] = status.podclique_status(q, views, now())
+        target = loaded.template_hashes[pod.clique_template_name(q)]
+        q["status"] = status.podclique_status(q, views, now(), loaded.generation_hash, target)
     from grove.expansion import podgang
 
     gangs = [o for o in objs if o["kind"] == "PodGang"]
@@ -141,14 +143,15 @@ def converged(pcs: dict[str, Any]) -> list[dict[str, Any]]:
             for grp in gang["spec"]["podgroups"]
         }
         gang["status"] = podgang.podgang_status(gang, views, None, now())
-    per_replica = {
-        i: ([q for q in pclqs if q["metadata"]["labels"][c.LABEL_PCS_REPLICA_INDEX] == str(i)], [])
-        for i in range(pcs["spec"]["replicas"])
-    }
-    rt, _ = runtime([pcs])
-    pcs["status"] = status.podcliqueset_status(pcs, per_replica, [], rt.load(pcs).generation_hash, now())
     services = [o for o in objs if o["kind"] == "Service"]
-    return [pcs, *services, *pclqs, *gangs, *pods]
+    world = [pcs, *services, *pclqs, *gangs, *pods]
+    # The PCS status as the operator writes it (update progress is computed from the children and their pods).
+    rt, kube = runtime(world)
+    asyncio.run(reconcile.dispatch(rt, ("pcs", "ns", "mn"), None))
+    pcs["status"] = next(body["status"] for verb, _, body in kube.calls if verb == "patch/status")
+    assert pcs["status"]["updatedReplicas"] == pcs["spec"]["replicas"]
+    assert pcs["status"]["updateProgress"]["updatedPodCliquesCount"] == len(pclqs)
+    return world
 
 
 def test_converged_world_needs_zero_writes() -> None:
