@@ -144,13 +144,14 @@ def converged(pcs: dict[str, Any]) -> list[dict[str, Any]]:
         }
         gang["status"] = podgang.podgang_status(gang, views, None, now())
     services = [o for o in objs if o["kind"] == "Service"]
-    world = [pcs, *services, *pclqs, *gangs, *pods]
+    world = [pcs, *services, *with_uids(g.scaling_groups), *pclqs, *gangs, *pods]
     # The PCS status as the operator writes it (update progress is computed from the children and their pods).
     rt, kube = runtime(world)
     asyncio.run(reconcile.dispatch(rt, ("pcs", "ns", "mn"), None))
     pcs["status"] = next(body["status"] for verb, _, body in kube.calls if verb == "patch/status")
     assert pcs["status"]["updatedReplicas"] == pcs["spec"]["replicas"]
-    assert pcs["status"]["updateProgress"]["updatedPodCliquesCount"] == len(pclqs)
+    progress = pcs["status"]["updateProgress"]
+    assert progress["updatedPodCliquesCount"] == progress["totalPodCliquesCount"] > 0
     return world
 
 
@@ -190,3 +191,27 @@ def test_invalid_spec_creates_nothing() -> None:
     status_body = next(body for verb, name, body in kube.calls if verb == "patch/status")
     cond = next(x for x in status_body["status"]["conditions"] if x["type"] == "SpecValid")
     assert cond["status"] == "False" and "startsAfter" in cond["message"] + "cliques"
+
+
+def test_template_change_rolls_one_pcs_replica_and_one_group_replica() -> None:
+    """A converged world with scaling groups, then a template change: only replica 0 moves (its standalone
+    PodClique gets the new template, the highest group replica's members are deleted whole); the other
+    replicas keep their templates; every PCSG learns of the change through its members-hash annotation."""
+    pcs = make_pcs(
+        replicas=3,
+        cliques=[clique("fe", 2), clique("lead", 1), clique("work", 2)],
+        groups=[{"name": "sg", "cliqueNames": ["lead", "work"], "replicas": 2, "minAvailable": 1}],
+    )
+    changed = converged(pcs)
+    new = changed[0]
+    new["metadata"]["generation"] = 2
+    for cl in new["spec"]["template"]["cliques"]:
+        cl["spec"]["podSpec"]["containers"][0]["env"][0]["value"] = "v2"
+    rt, kube = runtime(changed)
+    asyncio.run(reconcile.dispatch(rt, ("pcs", "ns", "mn"), None))
+    patched = sorted(n for v, n, b in kube.calls if v == "patch" and "spec" in b and n.startswith("PodClique/"))
+    deleted = sorted(n for v, n, _ in kube.calls if v == "delete")
+    assert patched == ["PodClique/mn-0-fe"]
+    assert deleted == ["PodClique/mn-0-sg-1-lead", "PodClique/mn-0-sg-1-work"]
+    pcsg_patches = sorted(n for v, n, _ in kube.calls if v == "patch" and n.startswith("PodCliqueScalingGroup/"))
+    assert pcsg_patches == [f"PodCliqueScalingGroup/mn-{i}-sg" for i in range(3)]
