@@ -35,9 +35,21 @@ async def reconcile(rt: Runtime, ns: str, name: str, hints: Hints) -> None:
     desired = scalinggroup.member_podcliques(model, pcsg, existing)
     desired_names = {d["metadata"]["name"] for d in desired}
     rolling = lifecycle.strategy_of(pcs) == update.ROLLING_RECREATE
+    # Group replicas that still have a member at an old template: their missing members wait until the PCS
+    # reconcile has deleted the old ones too (after a crash between those deletes), so templates never mix.
+    stale = {
+        d["metadata"]["labels"][c.LABEL_PCSG_REPLICA_INDEX]
+        for d in desired
+        if (o := existing.get(d["metadata"]["name"])) is not None
+        and not o["metadata"].get("deletionTimestamp")
+        and (o["metadata"].get("labels") or {}).get(c.LABEL_POD_TEMPLATE_HASH)
+        != d["metadata"]["labels"][c.LABEL_POD_TEMPLATE_HASH]
+    }
     writes: list[Awaitable[Any]] = []
     for d in desired:
         observed = existing.get(d["metadata"]["name"])
+        if rolling and observed is None and d["metadata"]["labels"][c.LABEL_PCSG_REPLICA_INDEX] in stale:
+            continue
         if rolling and observed is not None:
             # RollingRecreate replaces a member only with its whole group replica (deleted by the PCS
             # reconcile, re-created here), so a leader and its workers never run different templates.

@@ -203,14 +203,16 @@ def pick_current(replicas: Sequence[Replica], persisted: int | None) -> int | No
 def group_replicas_to_replace(group: Group) -> list[int]:
     """Scaling-group replicas of the replica being updated whose member PodCliques are deleted now.
 
-    Old replicas that are not available (Pending or below minAvailable Ready) go at once. Available old
+    Old replicas that are not available (Pending or below minAvailable Ready, or a member already deleted) go
+    at once. Available old
     replicas go one at a time, highest index first, only when no replacement is in flight (no member missing
     or being deleted, every new replica available) and `available - 1 >= minAvailable` (Grove's
     `available >= minAvailable` when minAvailable >= replicas, otherwise it would never progress)."""
     old = [r for r in group.replicas if r.old]
     if not old:
         return []
-    doomed = [r.index for r in old if not r.available]
+    # Not available, or partly deleted already (a crash between the deletes of its members): the rest goes now.
+    doomed = [r.index for r in old if not r.available or r.in_flight]
     in_flight = (
         bool(doomed)
         or any(r.in_flight for r in group.replicas)
