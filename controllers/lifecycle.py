@@ -15,7 +15,8 @@ from controllers import events
 from controllers.queue_keys import PCS
 from controllers.runtime import Loaded, Runtime
 from controllers.writes import delete
-from grove.expansion import gangtermination, naming, update
+from grove.api import constants as c
+from grove.expansion import gangtermination, naming, pod, update
 from grove.expansion import spec as specs
 from grove.expansion.observed import PodView
 
@@ -85,6 +86,7 @@ class Plan:
     active: bool
     current: int | None
     views: dict[int, update.Replica]
+    stale: bool = False
 
     def waiting(self, i: int) -> bool:
         """Replica `i` keeps its template: a rollout runs and it is neither done nor the one being updated."""
@@ -96,12 +98,29 @@ def plan(rt: Runtime, pcs: dict[str, Any], loaded: Loaded) -> Plan:
     model = loaded.model
     assert model is not None
     status = pcs.get("status") or {}
-    active = update.rollout_active(status, loaded.generation_hash, strategy_of(pcs))
+    stale = has_stale_podcliques(rt, pcs, loaded)
+    active = update.rollout_active(status, loaded.generation_hash, strategy_of(pcs), stale)
     if not active:
-        return Plan(False, None, {})
+        return Plan(False, None, {}, stale)
     views = {i: replica_view(rt, pcs, loaded, i) for i in range(int(model.spec.replicas))}
     current = update.pick_current(list(views.values()), update.persisted_current(status))
-    return Plan(True, current, views)
+    return Plan(True, current, views, stale)
+
+
+def has_stale_podcliques(rt: Runtime, pcs: dict[str, Any], loaded: Loaded) -> bool:
+    """Whether a PodClique of the PCS is at another template than its clique's (from labels; no pods read)."""
+    meta = pcs["metadata"]
+    want = int((pcs.get("spec") or {}).get("replicas", 0))
+    for pclq in rt.cache.pclqs_of_pcs(meta.get("namespace", ""), meta["name"]):
+        pmeta = pclq["metadata"]
+        labels = pmeta.get("labels") or {}
+        index = labels.get(c.LABEL_PCS_REPLICA_INDEX, "")
+        if pmeta.get("deletionTimestamp") or not index.isdigit() or int(index) >= want:
+            continue
+        target = loaded.template_hashes.get(pod.clique_template_name(pclq))
+        if target is not None and labels.get(c.LABEL_POD_TEMPLATE_HASH) != target:
+            return True
+    return False
 
 
 async def log_phase(rt: Runtime, pcs: dict[str, Any], loaded: Loaded, current: int | None, active: bool) -> None:

@@ -223,6 +223,7 @@ async def _sync_status(rt: Runtime, pcs: dict[str, Any], loaded: Loaded, plan: l
         plan.current if plan.active else None,
         str(pcs["metadata"].get("creationTimestamp") or stamp),
         stamp,
+        plan.stale,
     )
     desired = status.podcliqueset_status(
         pcs,

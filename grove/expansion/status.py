@@ -115,16 +115,14 @@ def _podclique_update_progress(
         started, ended = now, None
     else:
         return prev or None
-    out: dict[str, Any] = {
+    if ended is None and finished:
+        ended = now
+    return {
         "updateStartedAt": started,
+        "updateEndedAt": ended,  # None removes it (merge patch)
         "podCliqueSetGenerationHash": generation_hash,
         "podTemplateHash": current_hash,
     }
-    if ended is None and finished:
-        ended = now
-    if ended is not None:
-        out["updateEndedAt"] = ended
-    return out
 
 
 def _breached(pclq: dict[str, Any] | None) -> bool:
@@ -295,6 +293,14 @@ def podcliqueset_status(
 
 
 def differs(current: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> bool:
-    """True if any desired status key differs from the current status (keys we do not own are ignored)."""
+    """True if any desired status key differs from the current status (keys we do not own are ignored). A
+    None inside a desired object means "absent" (the merge patch removes the key, e.g. `updateEndedAt` when a
+    new rollout starts), so it matches a missing key."""
     current = current or {}
-    return any(current.get(k) != v for k, v in desired.items())
+    return any(_without_nulls(current.get(k)) != _without_nulls(v) for k, v in desired.items())
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    return value

@@ -174,15 +174,21 @@ def persisted_current(status: dict[str, Any] | None) -> int | None:
     return int(index) if isinstance(index, int) else None
 
 
-def rollout_active(status: dict[str, Any] | None, target_hash: str | None, strategy: str) -> bool:
-    """A RollingRecreate rollout is under way: the generation hash changed since the status was written, or
-    the status says a replica is being updated. The first generation (nothing recorded yet) is no rollout."""
+def rollout_active(
+    status: dict[str, Any] | None, target_hash: str | None, strategy: str, stale: bool = False
+) -> bool:
+    """A RollingRecreate rollout is under way: the generation hash changed since the status was written, the
+    status says a replica is being updated, or (`stale`) a PodClique still has an old template whatever the
+    status says (so a status lost or wrong never leaves old pods behind). The first generation (nothing
+    recorded yet) is no rollout."""
     if strategy != ROLLING_RECREATE or not target_hash:
         return False
     status = status or {}
     recorded = status.get("currentGenerationHash")
     if recorded is None:
         return False
+    if stale:
+        return True
     progress = status.get("updateProgress") or {}
     return recorded != target_hash or (not progress.get("updateEndedAt") and persisted_current(status) is not None)
 
@@ -254,6 +260,7 @@ def pcs_update_progress(
     current: int | None,
     created: str,
     now: str,
+    stale: bool = False,
 ) -> dict[str, Any]:
     """PCS `status.updateProgress` (Grove's fields). Counts are recomputed every time from the children, so the
     printer columns are filled for the first generation too (Grove leaves updateProgress empty until a
@@ -270,6 +277,8 @@ def pcs_update_progress(
     standalone = [cl for r in replicas for cl in r.standalone]
     groups = [g for r in replicas for g in r.groups]
     all_done = all(r.done for r in replicas)
+    if stale and strategy == ROLLING_RECREATE:
+        ended = None  # a PodClique is still at an old template: not over, whatever was recorded
     if strategy == ON_DELETE and ended is None:
         ended = started  # Grove: OnDelete ends when it starts
     if ended is None and all_done:
@@ -281,9 +290,10 @@ def pcs_update_progress(
         "updatedPodCliqueScalingGroupsCount": sum(g.done for g in groups),
         "totalPodCliqueScalingGroupsCount": len(groups),
     }
-    if ended is not None:
-        progress["updateEndedAt"] = ended
-    elif strategy == ROLLING_RECREATE and current is not None and recorded is not None:
+    # Keys that do not apply are sent as None: the status is a merge patch, so they are removed.
+    progress["updateEndedAt"] = ended
+    progress["currentlyUpdating"] = None
+    if ended is None and strategy == ROLLING_RECREATE and current is not None and recorded is not None:
         entries = previous.get("currentlyUpdating") or []
         since = next((e.get("updateStartedAt") for e in entries if e.get("replicaIndex") == current), None)
         progress["currentlyUpdating"] = [{"replicaIndex": current, "updateStartedAt": since or now}]
@@ -304,15 +314,13 @@ def group_update_progress(
         started, ended = now, None
     if ended is None and group.done:
         ended = now
-    progress: dict[str, Any] = {
+    return {
         "updateStartedAt": started,
+        "updateEndedAt": ended,  # None removes it (merge patch)
         "podCliqueSetGenerationHash": generation_hash,
         "updatedPodCliquesCount": sum(m.done for m in members),
         "totalPodCliquesCount": len(members),
     }
-    if ended is not None:
-        progress["updateEndedAt"] = ended
-    return progress
 
 
 def describe(replicas: Sequence[Replica], current: int | None, active: bool) -> tuple[str, str, str]:

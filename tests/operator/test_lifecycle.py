@@ -49,7 +49,7 @@ def container() -> dict[str, Any]:
 def clique(name: str, replicas: int, min_available: int, **pod_spec: Any) -> dict[str, Any]:
     return {
         "name": name,
-        "labels": {"app.kubernetes.io/name": name},
+        "labels": {"example.com/role": name},
         "spec": {
             "roleName": name,
             "replicas": replicas,
@@ -199,7 +199,8 @@ def test_rollout_one_pcs_replica_and_one_group_replica_at_a_time(
     # Pods carry all the PodClique's labels (Grove §2.4), the clique's own labels included.
     some = pods(cluster, namespace, f"{c.LABEL_PODCLIQUE}={name}-0-prefill-0-pworker")[0]
     assert some["metadata"]["labels"][c.LABEL_COMPONENT] == c.COMPONENT_PCSG_PODCLIQUE
-    assert some["metadata"]["labels"][c.LABEL_NAME] == "pworker"
+    assert some["metadata"]["labels"][c.LABEL_NAME] == f"{name}-0-prefill-0-pworker"
+    assert some["metadata"]["labels"]["example.com/role"] == "pworker"
 
     checker = RolloutChecker(name, old_hashes, replicas, per_replica)
     stop = threading.Event()

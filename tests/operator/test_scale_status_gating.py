@@ -127,6 +127,7 @@ def test_podclique_update_progress_follows_its_template_hash() -> None:
     st = status.podclique_status(pclq(prev=old), pods, LATER, "gen2", "h")
     assert st["updateProgress"] == {
         "updateStartedAt": LATER,
+        "updateEndedAt": None,
         "podCliqueSetGenerationHash": "gen2",
         "podTemplateHash": "h",
     }

@@ -175,6 +175,7 @@ def test_pcs_update_progress_counts_and_current_replica() -> None:
         "totalPodCliquesCount": 3,
         "updatedPodCliqueScalingGroupsCount": 1,
         "totalPodCliqueScalingGroupsCount": 3,
+        "updateEndedAt": None,
         "currentlyUpdating": [{"replicaIndex": 1, "updateStartedAt": "t1"}],
     }
     later = update.pcs_update_progress(
@@ -185,7 +186,7 @@ def test_pcs_update_progress_counts_and_current_replica() -> None:
     ended = update.pcs_update_progress(
         {"currentGenerationHash": "g2", "updateProgress": progress}, "g2", "RollingRecreate", done, None, "t0", "t3"
     )
-    assert ended["updateEndedAt"] == "t3" and "currentlyUpdating" not in ended
+    assert ended["updateEndedAt"] == "t3" and ended["currentlyUpdating"] is None
     on_delete = update.pcs_update_progress(status, "g2", "OnDelete", replicas, None, "t0", "t1")
     assert on_delete["updateEndedAt"] == on_delete["updateStartedAt"] == "t1"
 
