@@ -174,9 +174,7 @@ def persisted_current(status: dict[str, Any] | None) -> int | None:
     return int(index) if isinstance(index, int) else None
 
 
-def rollout_active(
-    status: dict[str, Any] | None, target_hash: str | None, strategy: str, stale: bool = False
-) -> bool:
+def rollout_active(status: dict[str, Any] | None, target_hash: str | None, strategy: str, stale: bool = False) -> bool:
     """A RollingRecreate rollout is under way: the generation hash changed since the status was written, the
     status says a replica is being updated, or (`stale`) a PodClique still has an old template whatever the
     status says (so a status lost or wrong never leaves old pods behind). The first generation (nothing
