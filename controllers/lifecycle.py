@@ -5,6 +5,7 @@ deadlines, and logs one INFO line (and posts one Event) per rollout phase change
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -208,5 +209,23 @@ def terminate_gangs(
             log.info("pcs %s/%s: %s", ns, name, message)
             writes.append(events.post(rt.kube, pcs, "Warning", "GangTermination", message))
         writes.extend(delete(rt, obj, FOREGROUND) for obj in doomed)
-    if wait is not None and rt.queue is not None:
-        rt.queue.add((PCS, ns, name), None, delay=wait + 0.5)
+    if wait is not None:
+        wake_at(rt, (PCS, ns, name), wait + 0.5)
+
+
+def wake_at(rt: Runtime, key: tuple[str, str, str], delay: float) -> None:
+    """Enqueue `key` after `delay` seconds (the earliest deadline wins). A timer, not a delayed queue add: a key
+    scheduled hours ahead in the work queue would swallow every earlier add of it until then."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + delay
+    previous = rt.timers.get(key)
+    if previous is not None and not previous.cancelled() and previous.when() <= deadline:
+        return
+    if previous is not None:
+        previous.cancel()
+
+    def fire() -> None:
+        rt.timers.pop(key, None)
+        rt.enqueue(*key)
+
+    rt.timers[key] = loop.call_at(deadline, fire)

@@ -3,6 +3,7 @@ that stop the operator from repeating a write before its watch event has come ba
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -81,6 +82,8 @@ class Runtime:
     status_written: dict[str, float] = field(default_factory=dict)
     # pcs uid -> (generation hash, replica being updated) last logged: one INFO line per rollout phase change.
     phases: dict[str, tuple[str | None, int | None]] = field(default_factory=dict)
+    # key -> timer that enqueues it at a deadline (gang termination), one per key, earliest wins.
+    timers: dict[Any, asyncio.TimerHandle] = field(default_factory=dict)
 
     def observed(self, kind: str, namespace: str, name: str, uid: str | None, deleted: bool) -> None:
         """An event for an object: its create is no longer in flight; forget per-object state once deleted

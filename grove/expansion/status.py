@@ -50,7 +50,15 @@ def podclique_status(
     gen = meta.get("generation")
     previous_breach = conditions.get(previous.get("conditions"), c.CONDITION_MIN_AVAILABLE_BREACHED)
     was_available = previous_breach is not None and previous_breach.get("reason") != REASON_NOT_YET_AVAILABLE
-    rolling = any(current_hash is not None and p.template_hash != current_hash for p in act)
+    prev_progress = previous.get("updateProgress") or {}
+    has_old = any(current_hash is not None and p.template_hash != current_hash for p in act)
+    rolling = has_old or (
+        # the last old pod is gone but its replacement is not Ready yet: still the update
+        bool(prev_progress)
+        and prev_progress.get("podTemplateHash") == current_hash
+        and not prev_progress.get("updateEndedAt")
+        and ready < min_available
+    )
     if scheduled < min_available:
         breach = ("True", "InsufficientScheduledPods", f"{scheduled} scheduled < minAvailable {min_available}")
     elif scheduled - failed - starting < min_available or ready < min_available:
@@ -89,9 +97,9 @@ def podclique_status(
     if current_hash:
         status["currentPodTemplateHash"] = current_hash
     at_target = target_hash is None or current_hash == target_hash
-    if generation_hash and at_target and not rolling:
+    if generation_hash and at_target and not has_old:
         status["currentPodCliqueSetGenerationHash"] = generation_hash
-    finished = not rolling and ready >= min_available
+    finished = not has_old and ready >= min_available
     progress = _podclique_update_progress(previous, current_hash, generation_hash, finished, now)
     if progress is not None:
         status["updateProgress"] = progress
