@@ -2,7 +2,9 @@
 
     .venv/bin/python bench/dra.py [--claims 100] [--starts 5] [--fake-api]
 
-* Prepare/unprepare latency (p50/p99) for claims of 1 and 8 simulated devices, measured at the kubelet's
+* Prepare/unprepare latency (p50/p99) for claims of 1 and 8 simulated devices, and for 1-device claims
+  with NVIDIA's sharing configs: time-sliced (``GpuConfig`` TimeSlicing/Long) and MPS (the driver starts
+  one control daemon per claim, a real stand-in process, and stops it at unprepare), measured at the kubelet's
   side of the unix socket with ``grove.dra.kubeletclient`` (exactly the kubelet's calls). Each prepare
   reads its ResourceClaim from the API server. Claims are created in the API server with their
   allocation written to status directly (what kube-scheduler would write), so scheduling time is not
@@ -42,6 +44,15 @@ from grove.dra.kubeletclient import KubeletClient  # noqa: E402
 
 DRV = "gpu.nvidia.com"
 GPUS = 16
+SHARING: dict[str, list[dict[str, Any]]] = {
+    "exclusive": [],
+    "timeslicing": [{"source": "FromClaim", "requests": ["gpus"], "opaque": {"driver": DRV, "parameters": {
+        "apiVersion": "resource.nvidia.com/v1beta1", "kind": "GpuConfig",
+        "sharing": {"strategy": "TimeSlicing", "timeSlicingConfig": {"interval": "Long"}}}}}],
+    "mps": [{"source": "FromClaim", "requests": ["gpus"], "opaque": {"driver": DRV, "parameters": {
+        "apiVersion": "resource.nvidia.com/v1beta1", "kind": "GpuConfig",
+        "sharing": {"strategy": "MPS", "mpsConfig": {"defaultActiveThreadPercentage": 50}}}}}],
+}
 
 
 def pct(values: list[float], p: float) -> float:
@@ -87,18 +98,20 @@ class Api:
         self.api_client = config.new_client_from_config(config_file=self.kubeconfig)
         self.kind = "fake (in-memory HTTP, tests/dra/dra_fakeapi.py)"
 
-    def make_claim(self, ns: str, name: str, devices: list[str]) -> str:
+    def make_claim(self, ns: str, name: str, devices: list[str], config: list[dict[str, Any]]) -> str:
         if self.fake is not None:
             results = [{"request": "gpus", "driver": DRV, "pool": self.node, "device": d} for d in devices]
-            return str(self.fake.add_claim(ns, name, results))
+            return str(self.fake.add_claim(ns, name, results, config=config))
         api = client.ResourceV1Api(self.api_client)
         created = api.create_namespaced_resource_claim(ns, {
             "apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim", "metadata": {"name": name},
             "spec": {"devices": {"requests": [{"name": "gpus", "exactly": {
-                "deviceClassName": DRV, "allocationMode": "ExactCount", "count": len(devices)}}]}}})
+                "deviceClassName": DRV, "allocationMode": "ExactCount", "count": len(devices)}}],
+                **({"config": [{k: v for k, v in c.items() if k != "source"} for c in config]} if config else {})}}})
         body = client.ApiClient().sanitize_for_serialization(created)
         body["status"] = {"allocation": {"devices": {"results": [
-            {"request": "gpus", "driver": DRV, "pool": self.node, "device": d} for d in devices]}}}
+            {"request": "gpus", "driver": DRV, "pool": self.node, "device": d} for d in devices],
+            **({"config": config} if config else {})}}}
         api.replace_namespaced_resource_claim_status(name, ns, body)
         return str(created.metadata.uid)
 
@@ -164,12 +177,14 @@ class Driver:
             time.sleep(0.05)
 
 
-def bench_prepare(api: Api, kc: KubeletClient, ns: str, size: int, n: int) -> dict[str, Any]:
+def bench_prepare(
+    api: Api, kc: KubeletClient, ns: str, size: int, n: int, sharing: str = "exclusive"
+) -> dict[str, Any]:
     claims = []
     for i in range(n):
         devices = [f"gpu-{(i * size + j) % GPUS}" for j in range(size)]
-        name = f"c{size}-{i}"
-        claims.append((ns, name, api.make_claim(ns, name, devices)))
+        name = f"c{size}-{sharing}-{i}"
+        claims.append((ns, name, api.make_claim(ns, name, devices, SHARING[sharing])))
     prep, again, unprep = [], [], []
     for c in claims:
         t = time.perf_counter()
@@ -188,8 +203,8 @@ def bench_prepare(api: Api, kc: KubeletClient, ns: str, size: int, n: int) -> di
         return {"p50_ms": round(pct(v, 50) * 1e3, 2), "p99_ms": round(pct(v, 99) * 1e3, 2),
                 "mean_ms": round(statistics.fmean(v) * 1e3, 2)}
 
-    return {"devices_per_claim": size, "claims": n, "prepare": ms(prep), "prepare_repeat": ms(again),
-            "unprepare": ms(unprep)}
+    return {"sharing": sharing, "devices_per_claim": size, "claims": n, "prepare": ms(prep),
+            "prepare_repeat": ms(again), "unprepare": ms(unprep)}
 
 
 def main() -> int:
@@ -216,6 +231,7 @@ def main() -> int:
             kc.register()
             ns = api.namespace()
             rows = [bench_prepare(api, kc, ns, size, args.claims) for size in (1, 8)]
+            rows += [bench_prepare(api, kc, ns, 1, args.claims, sharing) for sharing in ("timeslicing", "mps")]
             kc.close()
             drv.stop()
         finally:
@@ -237,10 +253,10 @@ def main() -> int:
           f"max {result['time_to_slices_s']['max']:.3f}s over {len(starts)} starts ({GPUS} simulated GPUs); "
           f"driver-internal (after imports) p50 {result['time_to_slices_s']['driver_internal_p50']}s")
     print(f"host: {os.cpu_count()} CPUs, load average {result['host']['loadavg_1m_at_end']} at the end")
-    print(f"{'devices/claim':>13} {'claims':>6} | {'prepare p50':>11} {'p99':>8} | {'re-prepare p50':>14} "
-          f"{'p99':>8} | {'unprepare p50':>13} {'p99':>8}")
+    print(f"{'sharing':>11} {'devices/claim':>13} {'claims':>6} | {'prepare p50':>11} {'p99':>8} | "
+          f"{'re-prepare p50':>14} {'p99':>8} | {'unprepare p50':>13} {'p99':>8}")
     for r in rows:
-        print(f"{r['devices_per_claim']:>13} {r['claims']:>6} | {r['prepare']['p50_ms']:>9.2f}ms "
+        print(f"{r['sharing']:>11} {r['devices_per_claim']:>13} {r['claims']:>6} | {r['prepare']['p50_ms']:>9.2f}ms "
               f"{r['prepare']['p99_ms']:>6.2f}ms | {r['prepare_repeat']['p50_ms']:>12.2f}ms "
               f"{r['prepare_repeat']['p99_ms']:>6.2f}ms | {r['unprepare']['p50_ms']:>11.2f}ms "
               f"{r['unprepare']['p99_ms']:>6.2f}ms")

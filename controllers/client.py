@@ -23,6 +23,8 @@ from typing import Any
 import aiohttp
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from controllers import metrics
+
 log = logging.getLogger("grove.client")
 
 # kind -> (API prefix, plural). Namespaced kinds only (the operator never writes cluster-scoped objects).
@@ -221,11 +223,12 @@ class Kube:
         content_type: str = "application/json",
         params: dict[str, str] | None = None,
         priority: int = PRIORITY_CHILDREN,
+        attempts: int = 8,
     ) -> dict[str, Any]:
-        """One request with retries; returns the decoded JSON answer."""
+        """One request with retries (`attempts` in all); returns the decoded JSON answer."""
         async for attempt in AsyncRetrying(
             retry=retry_if_exception(_retryable),
-            stop=stop_after_attempt(8),
+            stop=stop_after_attempt(attempts),
             wait=wait_exponential_jitter(initial=0.1, max=5),
             reraise=True,
         ):
@@ -251,6 +254,7 @@ class Kube:
                 headers={"Content-Type": content_type} if data is not None else None,
             ) as response:
                 text = await response.text()
+                metrics.record_request(method, path, response.status)
                 if response.status >= 300:
                     raise ApiError(response.status, text, method, path)
                 return json.loads(text) if text else {}

@@ -5,24 +5,38 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
+import socket
+import sys
+import uuid
 
 from grove.expansion.startup import DEFAULT_STARTUP_WAIT_IMAGE
 
 
 def operator_main(args: argparse.Namespace) -> int:
+    from controllers.leader import LeaseLost
     from controllers.operator import configure_logging, run
     from controllers.runtime import Options
 
     configure_logging(args.verbose)
     options = Options(
-        namespace=args.namespace,
+        namespaces=args.namespace or [],
         concurrency=args.concurrency,
         workers=args.workers,
         qps=args.qps,
         burst=args.burst,
         startup_wait_image=args.startup_wait_image,
         verbose=args.verbose,
+        leader_elect=args.leader_elect,
+        lease_name=args.lease_name,
+        lease_namespace=args.lease_namespace,
+        identity=args.identity or f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}",
+        lease_duration=args.lease_duration,
+        renew_deadline=args.renew_deadline,
+        retry_period=args.retry_period,
+        metrics_port=args.metrics_port,
+        health_port=args.health_port,
     )
 
     async def main() -> None:
@@ -33,7 +47,11 @@ def operator_main(args: argparse.Namespace) -> int:
                 loop.add_signal_handler(sig, stop.set)
         await run(options, stop)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except LeaseLost as error:  # another replica may lead now: exit, the Deployment restarts us as a follower
+        print(f"grove operator: {error}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -44,7 +62,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Reconcile PodCliqueSets into PodCliques, scaling groups, PodGangs, Services and Pods.",
     )
     scope = parser.add_mutually_exclusive_group()
-    scope.add_argument("--namespace", "-n", help="watch one namespace (default: all namespaces)")
+    scope.add_argument(
+        "--namespace", "-n", action="append", help="watch this namespace (repeatable; default: all namespaces)"
+    )
     scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch all namespaces (the default)")
     parser.add_argument("--concurrency", type=int, default=64, help="concurrent API writes (default 64)")
     parser.add_argument("--workers", type=int, default=64, help="concurrent reconciles (default 64)")
@@ -56,4 +76,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"image of the startup-order init container (default {DEFAULT_STARTUP_WAIT_IMAGE})",
     )
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    election = parser.add_argument_group("leader election (a coordination.k8s.io Lease; followers write nothing)")
+    election.add_argument("--leader-elect", action="store_true", help="run only while holding the Lease")
+    election.add_argument("--lease-name", default="grove-operator", help="Lease name (default grove-operator)")
+    election.add_argument(
+        "--lease-namespace",
+        default=os.environ.get("POD_NAMESPACE", "default"),
+        help="Lease namespace (default: $POD_NAMESPACE, else default)",
+    )
+    election.add_argument("--identity", default=os.environ.get("POD_NAME"), help="holder identity (default: $POD_NAME)")
+    election.add_argument("--lease-duration", type=float, default=15.0, help="seconds before a Lease expires (15)")
+    election.add_argument("--renew-deadline", type=float, default=10.0, help="leader gives up after this (10)")
+    election.add_argument("--retry-period", type=float, default=2.0, help="seconds between Lease attempts (2)")
+    parser.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus /metrics here (0: off)")
+    parser.add_argument("--health-port", type=int, default=0, help="serve /healthz and /readyz here (0: off)")
     parser.set_defaults(func=operator_main)

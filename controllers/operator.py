@@ -16,12 +16,15 @@ import contextlib
 import io
 import logging
 import signal
+import time
 from typing import Any
 
 import kopf
 
 from controllers import cache as caches
+from controllers import metrics, schedulingbackend, serving
 from controllers.client import Connection, Kube
+from controllers.leader import LeaderElector
 from controllers.queue_keys import PCLQ, PCS, PCSG
 from controllers.reconcile import dispatch
 from controllers.runtime import Options, Runtime
@@ -171,8 +174,8 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
     for resource in (CLAIM_RES, TEMPLATE_RES, DOMAIN_RES):
         kopf.on.event(*resource, id=f"grove_{resource[2]}", registry=registry)(on_claim_object)
 
-    # The ComputeDomain controller (channel templates, status) runs in the same process and registry. Its pod
-    # index sees only the pods this operator watches (server-side selector managed-by=grove-operator).
+    # The ComputeDomain controller (channel templates, status) runs in the same process and registry. Its status
+    # follows the channel claims (all of them: no selector on claims), not pods, so it covers any pod (issue 14).
     computedomain_controller.register(registry, with_login=False)
     return registry
 
@@ -208,25 +211,69 @@ def build_settings(rt: Runtime) -> kopf.OperatorSettings:
 
 
 async def run(options: Options, stop: asyncio.Event | None = None) -> None:
-    """Run the operator until cancelled (or `stop` is set)."""
+    """Run the operator until cancelled (or `stop` is set). With leader election, wait for the Lease first and
+    write nothing before it is held; losing it stops the operator (raises LeaseLost: exit and restart)."""
     kube = Kube(Connection.from_kubeconfig(), concurrency=options.concurrency, qps=options.qps, burst=options.burst)
     rt = Runtime(kube=kube, options=options)
-
-    async def handle(key: Any, hints: Any) -> None:
-        await dispatch(rt, key, hints)
-
-    rt.queue = WorkQueue(handle, workers=options.workers, delays=DELAYS)
-    rt.queue.start()
-    with contextlib.suppress(NotImplementedError, RuntimeError):  # a stuck operator can say where (issue 8)
-        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump_tasks, rt)
-    registry = build_registry(rt)
-    settings = build_settings(rt)
+    rt.backends.workload_api = await schedulingbackend.discover(kube)  # issue #9: once, at start
     stop_flag = stop or asyncio.Event()
-    kwargs: dict[str, Any] = {"clusterwide": True} if not options.namespace else {"namespaces": [options.namespace]}
+    kopf_ready = asyncio.Event()
+    elector = (
+        LeaderElector(
+            kube,
+            options.lease_namespace,
+            options.lease_name,
+            options.identity,
+            lease_duration=options.lease_duration,
+            renew_deadline=options.renew_deadline,
+            retry_period=options.retry_period,
+        )
+        if options.leader_elect
+        else None
+    )
+    collector = metrics.StateCollector(lambda: rt.cache.indexes, lambda: rt.queue)
+    metrics.REGISTRY.register(collector)
+    readiness = serving.Readiness(
+        leading=lambda: elector is None or elector.leading,
+        caches_ready=kopf_ready.is_set,
+        contacted=lambda: elector.last_contact if elector else time.monotonic(),
+        staleness=options.lease_duration,
+    )
+    runners = await serving.start(readiness, health_port=options.health_port, metrics_port=options.metrics_port)
+    holder: asyncio.Task[None] | None = None
     try:
-        await kopf.operator(registry=registry, settings=settings, standalone=True, stop_flag=stop_flag, **kwargs)
+        if elector is not None and not await elector.acquire(stop_flag):
+            return
+        metrics.LEADER.set(1)
+        handle = metrics.instrument(lambda key, hints: dispatch(rt, key, hints))
+        rt.queue = WorkQueue(handle, workers=options.workers, delays=DELAYS)
+        rt.queue.start()
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # a stuck operator can say where (issue 8)
+            asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump_tasks, rt)
+        if elector is not None:
+            holder = asyncio.create_task(elector.hold(), name="grove-lease")
+            holder.add_done_callback(lambda _: stop_flag.set())
+        kwargs: dict[str, Any] = {"namespaces": options.namespaces} if options.namespaces else {"clusterwide": True}
+        await kopf.operator(
+            registry=build_registry(rt),
+            settings=build_settings(rt),
+            standalone=True,
+            stop_flag=stop_flag,
+            ready_flag=kopf_ready,
+            **kwargs,
+        )
+        if holder is not None and holder.done() and not holder.cancelled() and holder.exception():
+            raise holder.exception()  # type: ignore[misc]  # LeaseLost: the caller exits non-zero
     finally:
-        await rt.queue.stop()
+        metrics.LEADER.set(0)
+        if holder is not None:
+            holder.cancel()
+        if rt.queue is not None:
+            await rt.queue.stop()
+        if elector is not None and (holder is None or not holder.done() or holder.cancelled()):
+            await elector.release()
+        await serving.stop(runners)
+        metrics.REGISTRY.unregister(collector)
         await kube.close()
         log.info("writes by verb: %s", dict(kube.writes))
 

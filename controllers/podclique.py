@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any
 
-from controllers import events
+from controllers import events, schedulingbackend
 from controllers.client import PRIORITY_GATES, STRATEGIC
 from controllers.queue_keys import PCLQ
 from controllers.runtime import Runtime, now
@@ -23,8 +23,9 @@ from controllers.writes import (
     write_status,
 )
 from grove.api import constants as c
-from grove.expansion import claims, conditions, gating, pod, podgang, rollout, scale, startup, status
+from grove.expansion import claims, conditions, gating, pod, podgang, rollout, scale, startup, status, workload
 from grove.expansion.observed import PodView
+from grove.expansion.topology import NO_TOPOLOGY
 
 
 async def reconcile(rt: Runtime, ns: str, name: str, hints: Hints) -> None:
@@ -37,7 +38,7 @@ async def reconcile(rt: Runtime, ns: str, name: str, hints: Hints) -> None:
     pods = [p for p in named if p.owner_uid in (None, pclq["metadata"].get("uid"))]
     parents_ok = _parents_available(rt, ns, pclq)
     writes: list[Awaitable[Any]] = []
-    _sync_pods(rt, ns, pclq, pods, named, parents_ok, writes)
+    await _sync_pods(rt, ns, pclq, pods, named, parents_ok, writes)
     _sync_gates(rt, ns, pclq, pods, parents_ok, writes)
     if await run(writes):
         return
@@ -59,7 +60,7 @@ def _parents_available(rt: Runtime, ns: str, pclq: dict[str, Any]) -> bool:
     return startup.parents_ready(parents, ready, mins)
 
 
-def _sync_pods(
+async def _sync_pods(
     rt: Runtime,
     ns: str,
     pclq: dict[str, Any],
@@ -74,10 +75,22 @@ def _sync_pods(
     labels = pclq["metadata"].get("labels") or {}
     want = int(spec.get("replicas", 0))
     owner = rt.cache.pcs(ns, labels.get(c.LABEL_PART_OF, ""))
-    model = rt.load(owner).model if owner is not None and claims.available() else None
-    for index in scale.missing_pod_indices(named, want):
+    model = rt.load(owner).model if owner is not None else None
+    gang_scheduling, keys = False, NO_TOPOLOGY
+    missing = scale.missing_pod_indices(named, want)
+    if model is not None and missing:
+        # Issue #9: pods join their PodGroup and carry the preferred packing when they are created.
+        gang_scheduling = schedulingbackend.backend_name(rt.backends, model) == workload.BACKEND
+        keys, _ = await schedulingbackend.topology_keys(rt.kube, rt.backends, model)
+    for index in missing:
         desired = pod.desired_pod(
-            pclq, index, startup_wait_image=rt.options.startup_wait_image, pcs=model, startup_released=parents_ok
+            pclq,
+            index,
+            startup_wait_image=rt.options.startup_wait_image,
+            pcs=model if claims.available() else None,
+            startup_released=parents_ok,
+            gang_scheduling=gang_scheduling,
+            topology=keys,
         )
         key = object_key(desired)
         if not rt.creates.pending(key):

@@ -8,14 +8,15 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any
 
-from controllers import claimobjects, events, lifecycle
+from controllers import claimobjects, events, lifecycle, schedulingbackend
 from controllers.queue_keys import PCS
 from controllers.runtime import Loaded, Runtime, now
 from controllers.workqueue import Hints
-from controllers.writes import delete, ensure, replica_index, run, write_status
+from controllers.writes import counted, delete, ensure, replica_index, run, write_status
 from grove.api import constants as c
-from grove.expansion import claims, hpa, naming, podclique, podgang, scalinggroup, service, status, update
+from grove.expansion import claims, hpa, naming, podclique, podgang, scalinggroup, service, status, update, workload
 from grove.expansion import spec as specs
+from grove.expansion.topology import TopologyKeys
 
 
 async def reconcile(rt: Runtime, ns: str, name: str, hints: Hints) -> None:
@@ -26,9 +27,17 @@ async def reconcile(rt: Runtime, ns: str, name: str, hints: Hints) -> None:
     if loaded.model is None:
         await _invalid(rt, pcs, loaded)
         return
+    keys, topology_errors = await schedulingbackend.topology_keys(rt.kube, rt.backends, loaded.model)
+    if topology_errors:
+        # No ClusterTopologyBinding, or a domain it lacks: refused like any invalid spec (issue #9), and looked
+        # at again once a binding could have been created.
+        await _invalid(rt, pcs, Loaded(None, [(e.field, e.message) for e in topology_errors], None))
+        if rt.queue is not None:
+            rt.queue.add((PCS, ns, name), None, delay=schedulingbackend.BINDING_TTL)
+        return
     plan = lifecycle.plan(rt, pcs, loaded)
     await lifecycle.log_phase(rt, pcs, loaded, plan.current, plan.active)
-    if await _sync_spec(rt, pcs, loaded, hints, plan):
+    if await _sync_spec(rt, pcs, loaded, hints, keys, plan):
         return  # the watch events of these writes bring us back; status from a stale cache would be wasted
     await _sync_status(rt, pcs, loaded, plan)
 
@@ -67,7 +76,9 @@ def _by_replica(objects: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]
     return out
 
 
-async def _sync_spec(rt: Runtime, pcs: dict[str, Any], loaded: Loaded, hints: Hints, plan: lifecycle.Plan) -> int:
+async def _sync_spec(
+    rt: Runtime, pcs: dict[str, Any], loaded: Loaded, hints: Hints, keys: TopologyKeys, plan: lifecycle.Plan
+) -> int:
     """Write what differs; returns how many requests were sent. During a rollout the replica being updated is
     always looked at, and replicas waiting for their turn keep their templates (`lifecycle.Plan`)."""
     model = loaded.model
@@ -108,7 +119,7 @@ async def _sync_spec(rt: Runtime, pcs: dict[str, Any], loaded: Loaded, hints: Hi
             create_claims = claimobjects.replica_claims(rt, pcs, model, i, group_replicas, clique_replicas, externals)
             if create_claims is not None:
                 first.append(create_claims)
-        _sync_gangs(rt, pcs, model, i, group_replicas, counts, gangs_by_replica.get(i, []), stamp, later)
+        _sync_gangs(rt, pcs, model, i, group_replicas, counts, gangs_by_replica.get(i, []), stamp, keys, later)
         later.append(
             ensure(rt, service.headless_service(model, pcs, i), rt.cache.service(ns, naming.service_name(name, i)))
         )
@@ -165,17 +176,25 @@ def _sync_gangs(
     counts: dict[str, int],
     observed_gangs: list[dict[str, Any]],
     stamp: str,
+    keys: TopologyKeys,
     writes: list[Awaitable[Any]],
 ) -> None:
-    """The PodGangs of replica `i` and their status; scaled gangs of group replicas that no longer exist go."""
+    """The PodGangs of replica `i`, their backend objects and their status; scaled gangs of group replicas that
+    no longer exist go (and their backend objects with them, by garbage collection)."""
     ns, name = pcs["metadata"].get("namespace", ""), pcs["metadata"]["name"]
-    gangs = podgang.podgangs(model, pcs, i, group_replicas, counts)
+    gangs = podgang.podgangs(model, pcs, i, group_replicas, counts, keys)
+    backend = schedulingbackend.backend_name(rt.backends, model)
+    templates = workload.template_names(model, i, group_replicas) if backend == workload.BACKEND else {}
     for gang in gangs:
         observed = rt.cache.podgang(ns, gang["metadata"]["name"])
         writes.append(ensure(rt, gang, observed))
         if observed is not None:
+            if backend == workload.BACKEND:
+                current = {**gang, "metadata": observed["metadata"]}
+                creates = schedulingbackend.gang_creates(rt.kube, rt.backends, current, templates)
+                writes.extend(counted(create) for create in creates)
             pods = {g["name"]: rt.cache.pods(ns, g["name"]) for g in gang["spec"]["podgroups"]}
-            gang_status = podgang.podgang_status(gang, pods, observed.get("status"), stamp)
+            gang_status = podgang.podgang_status(gang, pods, observed.get("status"), stamp, backend)
             if observed.get("status") or gang_status["conditions"][0]["status"] == "True":
                 writes.append(write_status(rt, observed, gang_status, (PCS, ns, name)))
     desired_names = {g["metadata"]["name"] for g in gangs}

@@ -11,6 +11,7 @@ from typing import Any
 
 from controllers.cache import Cache
 from controllers.client import Kube
+from controllers.schedulingbackend import Backends
 from controllers.workqueue import WorkQueue
 from grove.api import PodCliqueSet
 from grove.expansion import hashing, podclique
@@ -20,13 +21,22 @@ from grove.expansion.startup import DEFAULT_STARTUP_WAIT_IMAGE
 
 @dataclass
 class Options:
-    namespace: str | None = None
+    namespaces: list[str] = field(default_factory=list)  # empty: all namespaces
     concurrency: int = 64
     workers: int = 64
     qps: float = 0.0
     burst: int = 0
     startup_wait_image: str = DEFAULT_STARTUP_WAIT_IMAGE
     verbose: bool = False
+    leader_elect: bool = False
+    lease_name: str = "grove-operator"
+    lease_namespace: str = "default"
+    identity: str = ""
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+    metrics_port: int = 0  # 0: not served
+    health_port: int = 0
 
 
 @dataclass
@@ -84,6 +94,7 @@ class Runtime:
     phases: dict[str, tuple[str | None, int | None]] = field(default_factory=dict)
     # key -> timer that enqueues it at a deadline (gang termination), one per key, earliest wins.
     timers: dict[Any, asyncio.TimerHandle] = field(default_factory=dict)
+    backends: Backends = field(default_factory=Backends)  # issue #9: scheduler backend and its objects
 
     def observed(self, kind: str, namespace: str, name: str, uid: str | None, deleted: bool) -> None:
         """An event for an object: its create is no longer in flight; forget per-object state once deleted
@@ -98,6 +109,8 @@ class Runtime:
                 del self.loaded[key]
             for done in [k for k in self.claims_done if k[0] == uid]:
                 del self.claims_done[done]
+            if kind == "PodGang":
+                self.backends.forget(uid)
             if kind == "PodCliqueSet":
                 for users in self.external_users.values():
                     users.discard((namespace, name))

@@ -13,6 +13,7 @@ COMMAND_MODULES = (
     "controllers.commands",
     "grove.dra.commands",
     "grove.sandbox",
+    "grove.starter.commands",
 )
 
 

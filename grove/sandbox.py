@@ -28,12 +28,20 @@ from grove.devcluster import (
     gpu_node_capacity,
     gpu_node_labels,
 )
-from grove.devcluster.nodes import node_is_ready
+from grove.devcluster.crds import crd_names, wait_established
+from grove.devcluster.nodes import (
+    node_is_ready,
+    parse_topology,
+    topology_binding,
+    topology_node_labels,
+    wait_nodes_ready,
+)
 from grove.devcluster.processes import ProcessRecord, is_alive, start_process, stop_records
 
 STATE_VERSION = 1
 CPU_NODE_PREFIX = "cpu-node-"
 GPU_NODE_PREFIX = "gpu-node-"
+TOPOLOGY_NAME = "sandbox"  # the ClusterTopologyBinding that `up --topology` creates
 
 
 def sandbox_dir() -> Path:
@@ -149,7 +157,7 @@ UP_HOOKS: list[UpHook] = []
 
 SANDBOX_EXAMPLE = "examples/single-node-disaggregated.yaml"
 # Manifests every sandbox needs before the operator starts: our CRDs and NVIDIA-compatible DeviceClasses.
-PLATFORM_MANIFESTS = ("api/crds", "deploy/dra/deviceclasses.yaml")
+PLATFORM_MANIFESTS = ("api/crds", "deploy/admission/podcliqueset-policy.yaml", "deploy/dra/deviceclasses.yaml")
 
 
 def simulated_gpu_config(gpu_nodes: Sequence[str]) -> dict[str, Any]:
@@ -161,14 +169,16 @@ def simulated_gpu_config(gpu_nodes: Sequence[str]) -> dict[str, Any]:
     return {"defaults": {"model": "H100-80GB", "count": 8}, "nodes": nodes}
 
 
-def kubectl(sandbox: Sandbox, *args: str, timeout: float = 120.0) -> str:
+def kubectl(sandbox: Sandbox, *args: str, timeout: float = 120.0, input: str | None = None) -> str:
     """Run our own kubectl (same version as the control plane) against the sandbox."""
     import subprocess
 
     from grove.devcluster import repo_root
 
     argv = [str(default_bin_dir() / "kubectl"), f"--kubeconfig={sandbox.kubeconfig}", *args]
-    done = subprocess.run(argv, cwd=repo_root(), capture_output=True, text=True, timeout=timeout, check=False)
+    done = subprocess.run(
+        argv, cwd=repo_root(), capture_output=True, text=True, timeout=timeout, check=False, input=input
+    )
     if done.returncode != 0:
         raise RuntimeError(f"kubectl {' '.join(args)} failed: {done.stderr.strip()}")
     return done.stdout
@@ -185,7 +195,14 @@ def start_platform(sandbox: Sandbox, args: argparse.Namespace, state: dict[str, 
         # Server-side apply: the PodCliqueSet CRD (with the full PodSpec schema) is too big for the
         # last-applied annotation of a client-side apply.
         kubectl(sandbox, "apply", "--server-side", "--force-conflicts", "-f", manifest)
-    kubectl(sandbox, "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+    # Per CRD by name, polling until Established (issue 14: `kubectl wait ... crd --all` fails on a CRD
+    # that has no status yet).
+    from kubernetes import config
+
+    from grove.devcluster import repo_root
+
+    with config.new_client_from_config(config_file=str(sandbox.kubeconfig)) as api:
+        wait_established(api, crd_names(repo_root() / m for m in PLATFORM_MANIFESTS), timeout=60.0)
     python = sys.executable
     sandbox.start_extra("operator", [python, "-m", "grove.cli", "operator", "--all-namespaces"])
     config_path = sandbox.dir / "simulated-gpus.yaml"
@@ -227,6 +244,47 @@ def start_platform(sandbox: Sandbox, args: argparse.Namespace, state: dict[str, 
 UP_HOOKS.append(start_platform)
 
 
+def create_gpu_nodes(cluster: DevCluster, args: argparse.Namespace) -> list[str]:
+    """The GPU nodes; with `--topology`, labelled by domain (issue #9) so packing can be seen."""
+    if not args.topology:
+        count = 2 if args.gpu_nodes is None else args.gpu_nodes
+        if not count:
+            return []
+        return create_nodes(
+            cluster.api_client,
+            count,
+            GPU_NODE_PREFIX,
+            labels=gpu_node_labels(count=args.gpus_per_node),
+            capacity=gpu_node_capacity(),
+            timeout=args.timeout,
+        )
+    per_node = topology_node_labels(parse_topology(args.topology), args.gpu_nodes)
+    names: list[str] = []
+    for i, topology in enumerate(per_node):
+        names += create_nodes(
+            cluster.api_client,
+            1,
+            GPU_NODE_PREFIX,
+            labels={**gpu_node_labels(count=args.gpus_per_node), **topology},
+            capacity=gpu_node_capacity(),
+            start_index=i,
+            wait_ready=False,
+        )
+    wait_nodes_ready(cluster.api_client, names, timeout=args.timeout)
+    return names
+
+
+def apply_topology(sandbox: Sandbox, args: argparse.Namespace, state: dict[str, Any]) -> None:
+    """The ClusterTopologyBinding `sandbox` for `--topology` (needs the CRDs, so not with --bare)."""
+    if not args.topology or args.bare:
+        return
+    binding = topology_binding(TOPOLOGY_NAME, parse_topology(args.topology))
+    kubectl(sandbox, "apply", "-f", "-", input=json.dumps(binding))
+
+
+UP_HOOKS.append(apply_topology)
+
+
 # ------------------------------------------------------------------ commands
 def cmd_up(args: argparse.Namespace) -> int:
     sandbox = Sandbox()
@@ -261,16 +319,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     }
     sandbox.save(state)  # record PIDs before anything else can fail, so `down` can always clean up
     try:
-        if args.gpu_nodes:
-            state["gpu_nodes"] = create_nodes(
-                cluster.api_client,
-                args.gpu_nodes,
-                GPU_NODE_PREFIX,
-                labels=gpu_node_labels(count=args.gpus_per_node),
-                capacity=gpu_node_capacity(),
-                timeout=args.timeout,
-            )
-            sandbox.save(state)
+        state["gpu_nodes"] = create_gpu_nodes(cluster, args)
+        sandbox.save(state)
         for hook in UP_HOOKS:
             hook(sandbox, args, state)
     except Exception as error:
@@ -348,7 +398,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     sub.required = True
     up = sub.add_parser("up", help="start the sandbox (detached) and print the KUBECONFIG export")
     up.add_argument("--nodes", type=int, default=3, help="CPU KWOK nodes (default 3)")
-    up.add_argument("--gpu-nodes", type=int, default=2, help="GPU KWOK nodes (default 2)")
+    up.add_argument("--gpu-nodes", type=int, default=None, help="GPU KWOK nodes (default 2, or as --topology says)")
+    up.add_argument(
+        "--topology",
+        default="",
+        help="label the GPU nodes by topology domain and create ClusterTopologyBinding 'sandbox', e.g. "
+        "rack=2,host=4 (2 racks of 4 hosts) or zone=2,rack=2 (the --gpu-nodes spread over 4 racks)",
+    )
     up.add_argument("--gpus-per-node", type=int, default=8, help="GPUs per GPU node (default 8)")
     up.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for readiness")
     up.add_argument("-v", "--verbose", action="store_true", help="print each startup step")

@@ -14,6 +14,12 @@ EMBED_CLAIM_TEMPLATE_SPEC = "resource.k8s.io/v1.ResourceClaimTemplateSpec"
 NameRef = Annotated[str, Field(max_length=63)]
 
 
+#: A Kubernetes label value (metav1 validation: at most 63 characters, alphanumerics, '-', '_' and '.').
+LabelValue = Annotated[str, Field(max_length=63, pattern=r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")]
+#: A topology domain (Grove's TopologyDomain type).
+DOMAIN_PATTERN = r"^[a-z][a-z0-9-]*$"
+
+
 def list_map(*keys: str) -> dict[str, Any]:
     """`x-kubernetes-list-type: map` keyed by `keys`: the API server refuses duplicate keys and merges by key."""
     return {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": list(keys)}
@@ -90,13 +96,13 @@ class TopologyPackConstraint(GroveModel):
     required: str | None = Field(
         default=None,
         description="Topology domain (for example rack or zone) all pods must share.",
-        pattern=r"^[a-z][a-z0-9-]*$",
+        pattern=DOMAIN_PATTERN,
         max_length=63,
     )
     preferred: str | None = Field(
         default=None,
         description="Topology domain the scheduler should try to pack pods into.",
-        pattern=r"^[a-z][a-z0-9-]*$",
+        pattern=DOMAIN_PATTERN,
         max_length=63,
     )
 
@@ -105,11 +111,16 @@ class TopologyConstraint(GroveModel):
     """Topology-aware packing for a PodCliqueSet replica, a scaling group or a clique."""
 
     topology_name: str | None = Field(
-        default=None, description="Name of the ClusterTopologyBinding; inherited from the nearest parent."
+        default=None,
+        max_length=253,
+        description="Name of the ClusterTopologyBinding; inherited from the nearest parent.",
     )
     pack: TopologyPackConstraint | None = Field(default=None, description="Packing constraint.")
     pack_domain: str | None = Field(
-        default=None, description="Deprecated: use pack.required. Kept so old manifests still parse."
+        default=None,
+        max_length=63,
+        pattern=DOMAIN_PATTERN,
+        description="Deprecated: use pack.required. Kept so old manifests still parse.",
     )
 
 
@@ -131,6 +142,7 @@ class ResourceSharingSpec(GroveModel):
     """Shares one ResourceClaim, made from a named template, across pods."""
 
     name: str = Field(
+        min_length=1,
         max_length=253,
         description=(
             "Name of a template in spec.template.resourceClaimTemplates, or of an existing "

@@ -16,12 +16,14 @@ from typing import Any
 from pydantic import BaseModel
 
 from grove.api.base import EMBED_CLAIM_TEMPLATE_SPEC, EMBED_KEY, EMBED_PODSPEC
-from grove.api.constants import GROUP, SCHEDULER_GROUP, VERSION
+from grove.api.constants import DEFAULT_SCHEDULER_NAME, GROUP, SCHEDULER_GROUP, VERSION
 from grove.api.podclique import PodCliqueSpec, PodCliqueStatus
 from grove.api.podcliqueset import PodCliqueSetSpec, PodCliqueSetStatus
 from grove.api.podgang import PodGangSpec, PodGangStatus
 from grove.api.podspec_schema import load_claim_template_spec_schema, load_podspec_schema
 from grove.api.scalinggroup import PodCliqueScalingGroupSpec, PodCliqueScalingGroupStatus
+from grove.api.schedulers import SERVED_SCHEDULER_NAMES
+from grove.api.topology import ClusterTopologyBindingSpec, ClusterTopologyBindingStatus
 from grove.computedomain.model import ComputeDomainSpec, ComputeDomainStatus
 from grove.validation.celrules import rules_for
 
@@ -104,8 +106,24 @@ def structural(node: Mapping[str, Any], defs: Mapping[str, Any], where: str = ""
 
 # Bounds added to the embedded PodSpec so CEL rules reading these fields stay within the cost budget; they match
 # core/v1 validation (a scheduler name is a DNS-1123 subdomain, at most 253 characters).
+# Grove's webhook also requires environment variable names to be C identifiers (core/v1 since 1.34 accepts any
+# printable ASCII but '='), in containers and init containers alike.
+ENV_NAME = {"pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"}
+_POD = "spec.template.cliques[].spec.podSpec"
 EMBEDDED_BOUNDS: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
-    "PodCliqueSet": {"scheduler-name": ("spec.template.cliques[].spec.podSpec.schedulerName", {"maxLength": 253})},
+    "PodCliqueSet": {
+        "scheduler-name": (
+            f"{_POD}.schedulerName",
+            {
+                "maxLength": 253,
+                "description": "The scheduler of the clique's pods; the same for all cliques and immutable. Served: "
+                + ", ".join(SERVED_SCHEDULER_NAMES)
+                + f" (empty means {DEFAULT_SCHEDULER_NAME}).",
+            },
+        ),
+        "env-name": (f"{_POD}.containers[].env[].name", ENV_NAME),
+        "init-env-name": (f"{_POD}.initContainers[].env[].name", ENV_NAME),
+    },
 }
 
 
@@ -168,6 +186,7 @@ class CRDSpec:
     scale: dict[str, str] | None = None
     columns: tuple[tuple[str, str, str, str, int], ...] = ()  # name, type, jsonPath, description, priority
     spec_required: bool = True
+    scope: str = "Namespaced"
 
     @property
     def name(self) -> str:
@@ -240,7 +259,7 @@ def build_crd(spec: CRDSpec) -> dict[str, Any]:
                 **({"shortNames": list(spec.short_names)} if spec.short_names else {}),
                 **({"categories": list(spec.categories)} if spec.categories else {}),
             },
-            "scope": "Namespaced",
+            "scope": spec.scope,
             "versions": [version],
         },
     }
@@ -349,6 +368,18 @@ CRD_SPECS: tuple[CRDSpec, ...] = (
         status_model=PodGangStatus,
         description="Pods that must be scheduled together (a gang), one PodGroup per PodClique.",
         columns=(("Phase", "string", ".status.phase", "Phase of the gang", 0),),
+    ),
+    CRDSpec(
+        group=GROUP,
+        kind="ClusterTopologyBinding",
+        plural="clustertopologybindings",
+        singular="clustertopologybinding",
+        short_names=("ct",),
+        spec_model=ClusterTopologyBindingSpec,
+        status_model=ClusterTopologyBindingStatus,
+        description="The topology domains of the cluster (zone, rack, host...) and the node label key of each.",
+        scope="Cluster",
+        columns=(("Domains", "string", ".spec.levels[*].domain", "Topology domains, broadest first", 0),),
     ),
     CRDSpec(
         group="resource.nvidia.com",

@@ -2,12 +2,11 @@
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from grove.api.base import (
     EMBED_KEY,
     EMBED_PODSPEC,
-    LIST_SET,
     AutoScalingConfig,
     Condition,
     GroveModel,
@@ -19,8 +18,17 @@ from grove.api.base import (
 from grove.api.devices import DeviceSpec
 
 
+def _role_name_required(schema: dict[str, Any]) -> None:
+    """Grove's CRD marks roleName required. The model keeps a "" default so the operator still reads objects
+    stored before the CRD required it; the generated schema requires the key (no default)."""
+    schema.setdefault("required", []).append("roleName")
+    schema["properties"]["roleName"].pop("default", None)
+
+
 class PodCliqueSpec(GroveModel):
     """Pods of one role: template, count, gang minimum and startup dependencies."""
+
+    model_config = ConfigDict(**GroveModel.model_config, json_schema_extra=_role_name_required)
 
     role_name: str = Field(
         default="",
@@ -44,7 +52,9 @@ class PodCliqueSpec(GroveModel):
     starts_after: list[NameRef] | None = Field(
         default=None,
         max_length=64,
-        json_schema_extra=LIST_SET,
+        # atomic, not set: Grove ignores startsAfter unless cliqueStartupType is Explicit, so duplicates are a
+        # CEL rule under Explicit rather than a list-type error everywhere.
+        json_schema_extra={"x-kubernetes-list-type": "atomic"},
         description=(
             "Cliques whose minAvailable pods must be Ready before this clique's containers start "
             "(cliqueStartupType CliqueStartupTypeExplicit only). Immutable."

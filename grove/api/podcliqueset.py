@@ -9,6 +9,7 @@ from grove.api.base import (
     AutoScalingConfig,
     Condition,
     GroveModel,
+    LabelValue,
     LastError,
     NameRef,
     ObjectMeta,
@@ -20,7 +21,8 @@ from grove.api.base import (
 from grove.api.podclique import PodCliqueSpec
 
 CliqueStartupType = Literal["CliqueStartupTypeAnyOrder", "CliqueStartupTypeInOrder", "CliqueStartupTypeExplicit"]
-NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# Grove: clique and scaling-group names are DNS-1123 subdomains (a CEL rule also refuses '.', see celrules).
+NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"
 
 
@@ -28,7 +30,7 @@ class PodCliqueTemplateSpec(GroveModel):
     """A clique (role) of the system: its name, pod metadata and PodClique spec."""
 
     name: str = Field(max_length=63, pattern=NAME_PATTERN, description="Clique name, unique. Immutable.")
-    labels: dict[str, str] | None = Field(default=None, description="Labels for the PodClique and its pods.")
+    labels: dict[str, LabelValue] | None = Field(default=None, description="Labels for the PodClique and its pods.")
     annotations: dict[str, str] | None = Field(default=None, description="Annotations for the PodClique and its pods.")
     topology_constraint: TopologyConstraint | None = Field(
         default=None, description="Packing of the clique's pods; no broader than its parents'."

@@ -6,14 +6,17 @@ registry adds them with `register(registry, with_login=False)`.
 
 Everything is event-driven (no timers, no daemons, so kopf adds no finalizer and writes nothing of its own):
 
-- indexes keep, in memory, the ComputeDomains by UID, their channel templates, the channel claims by domain
-  and the pods by the claims they use;
+- indexes keep, in memory, the ComputeDomains by UID, their channel templates and the channel claims by
+  domain;
 - a ComputeDomain event creates the missing channel template and refreshes the status;
 - a template deletion recreates it (the ComputeDomain still exists);
-- a claim or pod event refreshes the status of the domains it touches.
+- a channel claim event refreshes the status of its domain.
 
-Status writes happen only when the computed status differs from the current one. The pure parts live in
-`templates` and `status`.
+The status follows the claims only (their allocation's node and their reservation), never pods: the operator
+watches only grove-managed pods, and the domains of any other pod (NVIDIA's own demos) must get a status too
+(issue 14). Status writes happen only when the computed status differs from the current one. While a
+namespace is deleted, its objects vanish in any order: 404/409 and "namespace is terminating" answers are
+expected then and are not errors. The pure parts live in `templates` and `status`.
 """
 
 from __future__ import annotations
@@ -113,22 +116,8 @@ def _is_channel_claim(body: kopf.Body, **_: Any) -> bool:
     return claim_domain(body) is not None
 
 
-def cd_claims(body: kopf.Body, meta: kopf.Meta, **_: Any) -> dict[str, st.ClaimInfo]:
-    domain = claim_domain(body) or ""
-    return {domain: st.ClaimInfo(str(meta.get("namespace")), str(meta.get("name")), st.allocated_node(body))}
-
-
-def cd_claim_domains(body: kopf.Body, meta: kopf.Meta, **_: Any) -> dict[tuple[str, str], str]:
-    return {(str(meta.get("namespace")), str(meta.get("name"))): claim_domain(body) or ""}
-
-
-def _uses_claims(spec: kopf.Spec, **_: Any) -> bool:
-    return bool(spec.get("resourceClaims"))
-
-
-def cd_claim_pods(body: kopf.Body, meta: kopf.Meta, **_: Any) -> dict[tuple[str, str], st.PodInfo]:
-    info = st.pod_info(body)
-    return {(str(meta.get("namespace")), claim): info for claim in st.pod_claim_names(body)}
+def cd_claims(body: kopf.Body, **_: Any) -> dict[str, st.ClaimInfo]:
+    return {claim_domain(body) or "": st.claim_info(body)}
 
 
 # ---------------------------------------------------------------------------------------------- handlers
@@ -155,15 +144,17 @@ def _node_info(name: str) -> st.NodeInfo:
     return info
 
 
-def sync_status(
-    uid: str,
-    domain: DomainInfo,
-    cd_claims: kopf.Index[str, st.ClaimInfo],
-    cd_claim_pods: kopf.Index[tuple[str, str], st.PodInfo],
-) -> None:
-    """Patch the domain's status if it differs from what the claims and pods say."""
+def expected_during_deletion(error: client.ApiException) -> bool:
+    """API answers that mean the object or its namespace is going away (or is there already): a normal race
+    while a namespace is deleted, not an error (issue 14)."""
+    terminating = error.status == 403 and "NamespaceTerminating" in str(error.body or "")
+    return error.status in (404, 409) or terminating
+
+
+def sync_status(uid: str, domain: DomainInfo, cd_claims: kopf.Index[str, st.ClaimInfo]) -> None:
+    """Patch the domain's status if it differs from what its channel claims say."""
     claims: Iterable[st.ClaimInfo] = _store(cd_claims, uid)
-    joined = st.joined_nodes(claims, lambda ns, name: _store(cd_claim_pods, (ns, name)))
+    joined = st.joined_nodes(claims)
     current = domain.status or {}
     desired = st.desired_status(domain.num_nodes, current.get("nodes") or [], joined, _node_info)
     if not st.status_changed(current, desired):
@@ -182,8 +173,14 @@ def sync_status(
             len(desired["nodes"]),
         )
     except client.ApiException as error:
-        if error.status != 404:
+        if not expected_during_deletion(error):
             raise
+        log.info(
+            "ComputeDomain %s/%s: status not written (%s): it is being deleted",
+            domain.namespace,
+            domain.name,
+            error.reason,
+        )
 
 
 def ensure_template(body: Mapping[str, Any]) -> None:
@@ -198,8 +195,16 @@ def ensure_template(body: Mapping[str, Any]) -> None:
         )
         log.info("created ResourceClaimTemplate %s/%s", template["metadata"]["namespace"], template["metadata"]["name"])
     except client.ApiException as error:
-        if error.status != 409:
+        if error.status == 409:
+            return  # it exists already
+        if not expected_during_deletion(error):
             raise
+        log.info(
+            "ResourceClaimTemplate %s/%s not created (%s): its namespace is being deleted",
+            template["metadata"]["namespace"],
+            template["metadata"]["name"],
+            error.reason,
+        )
 
 
 # Indexes reach the handlers as keyword arguments named after the index functions; kopf's handler protocol
@@ -217,7 +222,7 @@ def cd_event(*, type: str, body: kopf.Body, meta: kopf.Meta, **kwargs: Any) -> N
     uid = str(meta.get("uid"))
     if uid not in _index(kwargs, "cd_templates"):
         ensure_template(body)
-    sync_status(uid, _domain_info(body), _index(kwargs, "cd_claims"), _index(kwargs, "cd_claim_pods"))
+    sync_status(uid, _domain_info(body), _index(kwargs, "cd_claims"))
 
 
 def cd_template_event(*, type: str, labels: kopf.Labels, **kwargs: Any) -> None:
@@ -231,7 +236,7 @@ def cd_template_event(*, type: str, labels: kopf.Labels, **kwargs: Any) -> None:
                 m.GROUP, m.VERSION, domain.namespace, m.PLURAL, domain.name
             )
         except client.ApiException as error:
-            if error.status == 404:
+            if expected_during_deletion(error):
                 continue
             raise
         if not (cd.get("metadata") or {}).get("deletionTimestamp"):
@@ -241,16 +246,7 @@ def cd_template_event(*, type: str, labels: kopf.Labels, **kwargs: Any) -> None:
 def cd_claim_event(*, body: kopf.Body, **kwargs: Any) -> None:
     uid = claim_domain(body) or ""
     for domain in _store(_index(kwargs, "cd_domains"), uid):
-        sync_status(uid, domain, _index(kwargs, "cd_claims"), _index(kwargs, "cd_claim_pods"))
-
-
-def cd_pod_event(*, body: kopf.Body, meta: kopf.Meta, **kwargs: Any) -> None:
-    namespace = str(meta.get("namespace"))
-    claim_domains = _index(kwargs, "cd_claim_domains")
-    uids = {uid for claim in st.pod_claim_names(body) for uid in _store(claim_domains, (namespace, claim))}
-    for uid in sorted(uids):
-        for domain in _store(_index(kwargs, "cd_domains"), uid):
-            sync_status(uid, domain, _index(kwargs, "cd_claims"), _index(kwargs, "cd_claim_pods"))
+        sync_status(uid, domain, _index(kwargs, "cd_claims"))
 
 
 # ------------------------------------------------------------------------------------------------ wiring
@@ -258,7 +254,6 @@ def cd_pod_event(*, body: kopf.Body, meta: kopf.Meta, **kwargs: Any) -> None:
 CD_RESOURCE = (m.GROUP, m.VERSION, m.PLURAL)
 TEMPLATE_RESOURCE = (RESOURCE_GROUP, RESOURCE_VERSION, "resourceclaimtemplates")
 CLAIM_RESOURCE = (RESOURCE_GROUP, RESOURCE_VERSION, "resourceclaims")
-POD_RESOURCE = ("v1", "pods")
 CHANNEL_TEMPLATES = {m.LABEL_COMPUTE_DOMAIN: kopf.PRESENT}
 
 
@@ -275,15 +270,12 @@ def register(registry: kopf.OperatorRegistry, *, with_login: bool = True) -> Non
         (cd_domains, CD_RESOURCE, {}),
         (cd_templates, TEMPLATE_RESOURCE, {"labels": CHANNEL_TEMPLATES}),
         (cd_claims, CLAIM_RESOURCE, {"when": _is_channel_claim}),
-        (cd_claim_domains, CLAIM_RESOURCE, {"when": _is_channel_claim}),
-        (cd_claim_pods, POD_RESOURCE, {"when": _uses_claims}),
     ):
         kopf.index(*resource, id=fn.__name__, registry=registry, **filters)(fn)
     for handler, resource, filters in (
         (cd_event, CD_RESOURCE, {}),
         (cd_template_event, TEMPLATE_RESOURCE, {"labels": CHANNEL_TEMPLATES}),
         (cd_claim_event, CLAIM_RESOURCE, {"when": _is_channel_claim}),
-        (cd_pod_event, POD_RESOURCE, {"when": _uses_claims}),
     ):
         kopf.on.event(*resource, id=handler.__name__, registry=registry, **filters)(handler)
     if with_login:

@@ -1,10 +1,12 @@
-"""ComputeDomain status from claims and pods (pure).
+"""ComputeDomain status from the domain's channel claims (pure).
 
-A node has joined a domain when a channel claim of the domain is allocated on it and a pod using that
-claim is bound there; the node is Ready when such a pod is Running (the simulated stand-in for NVIDIA's
-"IMEX daemon ready"). The domain is Ready when numNodes is 0 and at least one node is Ready, or when at
-least numNodes nodes are Ready. Node indices are stable: a node keeps the index it was given, new nodes take
-the lowest free one, so the IP-to-name mapping inside a domain never shifts under running workloads.
+A node has joined a domain when a channel claim of the domain is allocated on it; it is Ready once such a
+claim is also reserved for a consumer (kube-scheduler reserves it when it binds the pod there: the point at
+which NVIDIA's controller starts the node's IMEX daemon, which here needs no start). Only claims are read,
+never pods, so the status is the same for any pod, grove-managed or not (issue 14). The domain is Ready when
+numNodes is 0 and at least one node is Ready, or when at least numNodes nodes are Ready. Node indices are
+stable: a node keeps the index it was given, new nodes take the lowest free one, so the IP-to-name mapping
+inside a domain never shifts under running workloads.
 """
 
 from __future__ import annotations
@@ -14,19 +16,12 @@ from typing import Any, NamedTuple
 
 
 class ClaimInfo(NamedTuple):
-    """A channel claim: where it is allocated (None: not allocated yet)."""
+    """A channel claim: where it is allocated (None: not allocated yet) and whether a consumer reserved it."""
 
     namespace: str
     name: str
     node: str | None
-
-
-class PodInfo(NamedTuple):
-    """A pod using a claim."""
-
-    name: str
-    node: str | None
-    running: bool
+    reserved: bool
 
 
 class NodeInfo(NamedTuple):
@@ -50,34 +45,24 @@ def allocated_node(claim: Mapping[str, Any]) -> str | None:
     return None
 
 
-def pod_claim_names(pod: Mapping[str, Any]) -> list[str]:
-    """Names of the ResourceClaims a pod uses: direct references and the ones generated from templates."""
-    names = [
-        str(entry["resourceClaimName"])
-        for entry in (pod.get("spec") or {}).get("resourceClaims") or []
-        if entry.get("resourceClaimName")
-    ]
-    for entry in (pod.get("status") or {}).get("resourceClaimStatuses") or []:
-        if entry.get("resourceClaimName"):
-            names.append(str(entry["resourceClaimName"]))
-    return names
+def is_reserved(claim: Mapping[str, Any]) -> bool:
+    """Whether a claim is reserved for at least one consumer (a pod bound to its node)."""
+    return bool((claim.get("status") or {}).get("reservedFor"))
 
 
-def pod_info(pod: Mapping[str, Any]) -> PodInfo:
-    meta = pod.get("metadata") or {}
-    running = (pod.get("status") or {}).get("phase") == "Running" and not meta.get("deletionTimestamp")
-    return PodInfo(str(meta.get("name", "")), (pod.get("spec") or {}).get("nodeName"), running)
+def claim_info(claim: Mapping[str, Any]) -> ClaimInfo:
+    meta = claim.get("metadata") or {}
+    return ClaimInfo(
+        str(meta.get("namespace", "")), str(meta.get("name", "")), allocated_node(claim), is_reserved(claim)
+    )
 
 
-def joined_nodes(claims: Iterable[ClaimInfo], pods_of: Callable[[str, str], Iterable[PodInfo]]) -> dict[str, bool]:
+def joined_nodes(claims: Iterable[ClaimInfo]) -> dict[str, bool]:
     """node -> Ready, for nodes that joined (see the module docstring)."""
     nodes: dict[str, bool] = {}
     for claim in claims:
-        if claim.node is None:
-            continue
-        for pod in pods_of(claim.namespace, claim.name):
-            if pod.node == claim.node:
-                nodes[claim.node] = nodes.get(claim.node, False) or pod.running
+        if claim.node is not None:
+            nodes[claim.node] = nodes.get(claim.node, False) or claim.reserved
     return nodes
 
 
@@ -112,6 +97,7 @@ def desired_status(
 
 
 def status_changed(current: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> bool:
-    """Whether a status patch is needed (absent status and no nodes counts as NotReady with none)."""
+    """Whether a status patch is needed. A domain without `status.status` gets one (NotReady at first), so
+    `kubectl get` and waiters see the state from the start (issue 14: the status was never written)."""
     cur = dict(current or {})
-    return (cur.get("status") or "NotReady", cur.get("nodes") or []) != (desired["status"], desired["nodes"])
+    return (cur.get("status"), cur.get("nodes") or []) != (desired["status"], desired["nodes"])

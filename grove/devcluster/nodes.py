@@ -171,3 +171,65 @@ def delete_nodes(api: client.ApiClient, names: Sequence[str]) -> None:
         except client.ApiException as error:
             if error.status != 404:
                 raise
+
+
+# Node-label keys for topology domains (issue #9): the well-known keys where Kubernetes has one, else ours.
+TOPOLOGY_KEYS: dict[str, str] = {
+    "region": "topology.kubernetes.io/region",
+    "zone": "topology.kubernetes.io/zone",
+    "host": "kubernetes.io/hostname",
+}
+
+
+def topology_key(domain: str) -> str:
+    return TOPOLOGY_KEYS.get(domain, f"topology.grove.io/{domain}")
+
+
+def parse_topology(spec: str) -> list[tuple[str, int]]:
+    """`rack=2,host=4` -> [("rack", 2), ("host", 4)]: levels broadest first, each with how many domains of
+    that level sit in one domain of the level above. Raises ValueError naming the bad part."""
+    levels: list[tuple[str, int]] = []
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        domain, _, count = part.partition("=")
+        if not domain or not count.isdigit() or int(count) < 1:
+            raise ValueError(f"bad topology level {part!r}: expected DOMAIN=COUNT with COUNT >= 1")
+        if domain in dict(levels):
+            raise ValueError(f"topology level {domain!r} given twice")
+        levels.append((domain, int(count)))
+    if not levels:
+        raise ValueError("empty topology: expected for example rack=2,host=4")
+    return levels
+
+
+def topology_node_labels(levels: Sequence[tuple[str, int]], nodes: int | None) -> list[dict[str, str]]:
+    """Topology labels for each node, in node order. When the narrowest level is `host`, there is one node per
+    host (`nodes` must be None or match); otherwise `nodes` are spread in contiguous blocks over the narrowest
+    domains. Domain values are `<domain>-<index>`, unique in the cluster."""
+    inner = [lv for lv in levels if lv[0] != "host"]
+    hosts_per_leaf = levels[-1][1] if levels[-1][0] == "host" else None
+    leaves = 1
+    for _, count in inner:
+        leaves *= count
+    total = leaves * hosts_per_leaf if hosts_per_leaf else nodes
+    if total is None or (nodes is not None and hosts_per_leaf and nodes != total):
+        raise ValueError(f"topology gives {total} hosts but {nodes} nodes were asked for")
+    out: list[dict[str, str]] = []
+    for i in range(total):
+        leaf = i // hosts_per_leaf if hosts_per_leaf else i * leaves // total
+        labels: dict[str, str] = {}
+        span = leaves
+        for domain, count in inner:
+            span //= count
+            labels[topology_key(domain)] = f"{domain}-{leaf // span}"
+        out.append(labels)
+    return out
+
+
+def topology_binding(name: str, levels: Sequence[tuple[str, int]]) -> dict[str, Any]:
+    """The ClusterTopologyBinding for nodes labelled by `topology_node_labels`."""
+    return {
+        "apiVersion": "grove.io/v1alpha1",
+        "kind": "ClusterTopologyBinding",
+        "metadata": {"name": name},
+        "spec": {"levels": [{"domain": d, "key": topology_key(d)} for d, _ in levels]},
+    }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ ANN_UID = "grove.io/claim-uid"
 ANN_NAMESPACE = "grove.io/claim-namespace"
 ANN_NAME = "grove.io/claim-name"
 ANN_DEVICES = "grove.io/prepared-devices"
+ANN_MPS = "grove.io/mps-daemons"
 
 
 def vendor(driver: str) -> str:
@@ -48,6 +49,7 @@ class ClaimSpec:
     namespace: str
     name: str
     devices: list[dict[str, Any]]
+    mps: list[dict[str, Any]] = field(default_factory=list)
 
 
 class CdiWriter:
@@ -72,6 +74,7 @@ class CdiWriter:
                 ANN_NAMESPACE: claim.namespace,
                 ANN_NAME: claim.name,
                 ANN_DEVICES: json.dumps(claim.devices, sort_keys=True, separators=(",", ":")),
+                **({ANN_MPS: json.dumps(claim.mps, sort_keys=True, separators=(",", ":"))} if claim.mps else {}),
             },
             "devices": [
                 {"name": f"{claim.uid}-{dev}", "containerEdits": e.to_cdi()} for dev, e in sorted(edits.items())
@@ -97,7 +100,8 @@ class CdiWriter:
         for p in sorted(self.root.glob(f"{vendor(self.driver)}-{CLASS}_*.json")):
             try:
                 ann = json.loads(p.read_text())["annotations"]
-                out.append(ClaimSpec(ann[ANN_UID], ann[ANN_NAMESPACE], ann[ANN_NAME], json.loads(ann[ANN_DEVICES])))
+                out.append(ClaimSpec(ann[ANN_UID], ann[ANN_NAMESPACE], ann[ANN_NAME], json.loads(ann[ANN_DEVICES]),
+                                     json.loads(ann.get(ANN_MPS, "[]"))))
             except (OSError, ValueError, KeyError, TypeError) as e:
                 log.error("ignoring unreadable CDI spec %s: %s", p, e)
         return out

@@ -49,6 +49,8 @@ class ClaimRecord:
     name: str
     state: str
     devices: list[dict[str, Any]] = field(default_factory=list)
+    # MPS control daemons of this claim (grove.dra.mps.MpsDaemon as JSON, with their pids): issue 12
+    mps: list[dict[str, Any]] = field(default_factory=list)
 
 
 class LoadOutcome(Enum):

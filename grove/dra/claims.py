@@ -53,5 +53,25 @@ def checked_allocation(claim: dict[str, Any], uid: str, driver: str) -> dict[str
     devices = alloc.get("devices") or {}
     return {
         "results": [r for r in devices.get("results") or [] if r.get("driver") == driver],
-        "config": list(devices.get("config") or []),
+        "config": with_claim_requests(list(devices.get("config") or []), claim),
     }
+
+
+def with_claim_requests(config: list[dict[str, Any]], claim: dict[str, Any]) -> list[dict[str, Any]]:
+    """Allocation configs with the ``requests`` list of the claim's own config entries restored.
+
+    The scheduler copies ``spec.devices.config`` into the allocation (``source: FromClaim``), in order;
+    the last closing note saw one whose ``requests`` list came back empty, which would apply a
+    per-request config to every request. The claim's spec is authoritative (and immutable), so a
+    ``FromClaim`` entry without ``requests`` takes them from the spec entry it was copied from.
+    """
+    spec_cfg = ((claim.get("spec") or {}).get("devices") or {}).get("config") or []
+    out, i = [], 0
+    for c in config:
+        if c.get("source") == "FromClaim":
+            src = spec_cfg[i] if i < len(spec_cfg) else {}
+            i += 1
+            if not c.get("requests") and src.get("requests") and src.get("opaque") == c.get("opaque"):
+                c = {**c, "requests": list(src["requests"])}
+        out.append(c)
+    return out

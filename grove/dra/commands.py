@@ -32,6 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="YAML: GPU model, count, MIG layout per node (simulated backend)",
     )
+    p.add_argument("--driver-root", type=Path, default=Path("/"),
+                   help="where the NVIDIA driver's files are (the host's driver root as mounted here)")
+    p.add_argument("--host-driver-root", type=Path, default=None,
+                   help="the driver root on the host, for CDI mounts (default: --driver-root)")
     p.add_argument("--kubeconfig", default=None, help="default: in-cluster, then ~/.kube/config")
     p.add_argument("--no-publish", action="store_true", help="don't publish ResourceSlices (debugging)")
     p.add_argument(
@@ -39,6 +43,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also publish this node's IMEX channel for compute-domain.nvidia.com (simulated nodes)",
     )
+    p.add_argument(
+        "--lease-namespace",
+        default="",
+        help="namespace of the one-driver-per-node Lease (default: $POD_NAMESPACE, else kube-node-lease)",
+    )
+    p.add_argument("--lease-duration-seconds", type=int, default=30, help="duration of the node's Lease")
     p.add_argument("--resync-seconds", type=float, default=30.0, help="how often slices are re-checked")
     p.add_argument(
         "--stale-claim-cleanup-seconds",
@@ -49,6 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--pod-uid", default="", help="enable rolling-update socket names <driver>-<uid>-reg.sock / dra-<uid>.sock"
     )
+    p.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus /metrics on this port (0: off)")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=run)
 
@@ -63,12 +74,17 @@ def run(args: argparse.Namespace) -> int:
         cdi_root=args.cdi_root,
         backend=args.backend,
         simulated_config=args.simulated_config,
+        driver_root=args.driver_root,
+        host_driver_root=args.host_driver_root,
         kubeconfig=args.kubeconfig,
         publish=not args.no_publish,
         compute_domain_channels=args.compute_domain_channels,
         resync_seconds=args.resync_seconds,
         cleanup_seconds=args.stale_claim_cleanup_seconds,
         pod_uid=args.pod_uid,
+        lease_namespace=args.lease_namespace,
+        lease_seconds=args.lease_duration_seconds,
+        metrics_port=args.metrics_port,
     )
     return DriverProcess(opts).run()
 

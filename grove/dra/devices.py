@@ -3,8 +3,11 @@
 Names and attributes follow NVIDIA's ``gpu.nvidia.com`` driver so DeviceClasses and CEL selectors written
 for it select our devices too: full GPUs are ``gpu-<minor>`` with ``type=gpu``; MIG devices are
 ``gpu-<parentMinor>-mig-<profile>-<giProfileId>-<placementStart>`` with ``type=mig``, ``profile`` and
-``parentUUID``. ``index``/``minor`` (dropped by NVIDIA in late 2025, present in v25.3) are kept as extra
-int attributes: extra attributes never break a selector, and old claims may still use them.
+``parentUUID``. The attribute and capacity sets are NVIDIA's current ones (checked against a fixture in
+tests/dra/test_dra_nvidia_attributes.py): ``index``/``minor`` (and MIG ``parentIndex``/``parentMinor``/``index``),
+which NVIDIA removed as unreliable, are not published; ``resource.kubernetes.io/numaNode`` and
+``addressingMode`` are, when known; MIG devices carry one ``memorySlice<i>`` capacity per memory slice they
+occupy.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any, Literal
 
 PCI_BUS_ID_ATTR = "resource.kubernetes.io/pciBusID"
 PCIE_ROOT_ATTR = "resource.kubernetes.io/pcieRoot"
+NUMA_NODE_ATTR = "resource.kubernetes.io/numaNode"  # the Kubernetes standard name (deviceattribute package)
 
 DeviceType = Literal["gpu", "mig"]
 
@@ -71,6 +75,8 @@ class GpuInfo:
     pci_bus_id: str
     mig_enabled: bool = False
     pcie_root: str = ""  # e.g. "pci0000:40": lets other drivers (NICs) align by PCIe root
+    numa_node: int | None = None  # from sysfs; None when the platform reports none (-1)
+    addressing_mode: str = ""  # NVML's HMM / ATS / None on coherent-memory systems; "" where unsupported
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,10 @@ class AllocatableDevice:
     def uuid(self) -> str:
         return self.mig_uuid if self.mig_profile is not None else self.gpu.uuid
 
+    @property
+    def compute_capability(self) -> str:
+        return self.gpu.cuda_compute_capability
+
     def attributes(self) -> dict[str, dict[str, Any]]:
         """ResourceSlice ``attributes`` (unqualified names live in the driver's domain)."""
         g = self.gpu
@@ -132,16 +142,14 @@ class AllocatableDevice:
         }
         if g.pcie_root:
             attrs[PCIE_ROOT_ATTR] = {"string": g.pcie_root}
+        if g.addressing_mode:
+            attrs["addressingMode"] = {"string": g.addressing_mode}
         if self.mig_profile is None:
-            attrs |= {"uuid": {"string": g.uuid}, "index": {"int": g.index}, "minor": {"int": g.minor}}
+            attrs["uuid"] = {"string": g.uuid}
+            if g.numa_node is not None:  # NVIDIA publishes it on full GPUs only
+                attrs[NUMA_NODE_ATTR] = {"int": g.numa_node}
         else:
-            attrs |= {
-                "profile": {"string": self.mig_profile.name},
-                "parentUUID": {"string": g.uuid},
-                "parentIndex": {"int": g.index},
-                "parentMinor": {"int": g.minor},
-                "index": {"int": self.mig_index},
-            }
+            attrs |= {"profile": {"string": self.mig_profile.name}, "parentUUID": {"string": g.uuid}}
             if self.mig_uuid:
                 attrs["uuid"] = {"string": self.mig_uuid}
         for k, v in self.extra_attributes.items():
@@ -149,10 +157,12 @@ class AllocatableDevice:
         return attrs
 
     def capacity(self) -> dict[str, dict[str, str]]:
-        """ResourceSlice ``capacity``: memory for GPUs; the GI profile's engines too for MIG."""
+        """ResourceSlice ``capacity``: memory for GPUs; the GI profile's engines and the memory slices it
+        occupies (``memorySlice<i>`` = 1, as NVIDIA's static MIG devices) for MIG."""
         p = self.mig_profile
         if p is None:
             return {"memory": {"value": memory_quantity(self.gpu.memory_mib)}}
+        slices = range(self.mig_placement_start, self.mig_placement_start + p.slice_count)
         return {
             "memory": {"value": memory_quantity(p.memory_mib)},
             "multiprocessors": {"value": str(p.multiprocessors)},
@@ -161,6 +171,7 @@ class AllocatableDevice:
             "encoders": {"value": str(p.encoders)},
             "jpegEngines": {"value": str(p.jpeg_engines)},
             "ofaEngines": {"value": str(p.ofa_engines)},
+            **{f"memorySlice{i}": {"value": "1"} for i in slices},
         }
 
     def to_slice_device(self) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from typing import Any
 import grpc
 
 from grove.dra.backends.base import DeviceHealth
+from grove.dra.healthtaints import UNMONITORED
 from grove.dra.proto import (
     dra_health_v1_pb2,
     dra_health_v1_pb2_grpc,
@@ -50,12 +51,20 @@ class HealthServicer:
         for name, h in sorted(self.probe().items()):
             resp.devices.add(
                 device=self.pb.DeviceIdentifier(pool_name=self.pool, device_name=name),
-                health=self.pb.HEALTHY if h.healthy else self.pb.UNHEALTHY,
+                health=self._status(h),
                 last_updated_time=now,
                 health_check_timeout_seconds=int(max(self.resend * 2, 60)),
                 message=h.message[:1024],
             )
         return resp
+
+    def _status(self, h: DeviceHealth) -> Any:
+        """NVIDIA's mapping: NoSchedule taints -> Unhealthy; an ``unmonitored`` taint -> Unknown."""
+        if not h.healthy:
+            return self.pb.UNHEALTHY
+        if any(t.key == UNMONITORED for t in h.taints):
+            return self.pb.UNKNOWN
+        return self.pb.HEALTHY
 
     def NodeWatchResources(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         last_key: list[tuple[str, int, str]] | None = None

@@ -11,6 +11,7 @@ from typing import Any
 
 import grpc
 
+from grove.dra import metrics
 from grove.dra.prepare import ClaimRef, Preparer
 from grove.dra.proto import dra_v1_pb2, dra_v1_pb2_grpc, dra_v1beta1_pb2, dra_v1beta1_pb2_grpc
 
@@ -32,7 +33,9 @@ class _DRAPlugin:
         self.preparer = preparer
 
     def NodePrepareResources(self, request: Any, context: grpc.ServicerContext) -> Any:
-        results = self.preparer.prepare(_refs(request, context))
+        with metrics.timed("prepare"):
+            results = self.preparer.prepare(_refs(request, context))
+        metrics.count("prepare", {uid: res.error for uid, res in results.items()})
         resp = self.pb.NodePrepareResourcesResponse()
         has_share_id = "share_id" in self.pb.Device.DESCRIPTOR.fields_by_name
         for uid, res in results.items():
@@ -50,7 +53,9 @@ class _DRAPlugin:
         return resp
 
     def NodeUnprepareResources(self, request: Any, context: grpc.ServicerContext) -> Any:
-        results = self.preparer.unprepare(_refs(request, context))
+        with metrics.timed("unprepare"):
+            results = self.preparer.unprepare(_refs(request, context))
+        metrics.count("unprepare", results)
         resp = self.pb.NodeUnprepareResourcesResponse()
         for uid, err in results.items():
             resp.claims[uid].error = err

@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 
 MAX_DEVICES = 128
 MAX_DEVICES_WITH_TAINTS = 64
-UNHEALTHY_TAINT = "unhealthy"
 
 
 def chunk_devices(devices: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -37,13 +36,14 @@ def chunk_devices(devices: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 def with_health_taints(
     devices: list[dict[str, Any]], health: Mapping[str, DeviceHealth], driver: str
 ) -> list[dict[str, Any]]:
-    """Devices with a ``<driver>/unhealthy: NoSchedule`` taint on the unhealthy ones, as NVIDIA's driver
-    taints GPUs on health events, so the scheduler stops allocating them (tolerations still can)."""
+    """Devices with their health taints under NVIDIA's keys (``<driver>/xid``, ``/gpu-lost``, ``/unmonitored``,
+    see ``grove.dra.healthtaints``), so the scheduler stops allocating failed devices and tolerations written
+    for NVIDIA's driver match (issue 14)."""
     out = []
     for d in devices:
         h = health.get(d["name"])
-        if h is not None and not h.healthy:
-            d = {**d, "taints": [{"key": f"{driver}/{UNHEALTHY_TAINT}", "effect": "NoSchedule"}]}
+        if h is not None and h.taints:
+            d = {**d, "taints": [t.to_slice(driver) for t in h.taints]}
         out.append(d)
     return out
 

@@ -10,7 +10,8 @@ from typing import Any
 
 from grove.api import PodCliqueSet
 from grove.api import constants as c
-from grove.expansion import claims, environment, labels, naming, owners, startup
+from grove.expansion import claims, environment, labels, naming, owners, startup, workload
+from grove.expansion.topology import NO_TOPOLOGY, TopologyKeys
 
 # Annotations the operator keeps on the PodClique for itself.
 _PCLQ_ONLY_ANNOTATIONS = {labels.ANNOTATION_TEMPLATE_REPLICAS}
@@ -36,8 +37,14 @@ def desired_pod(
     startup_wait_image: str = startup.DEFAULT_STARTUP_WAIT_IMAGE,
     pcs: PodCliqueSet | None = None,
     startup_released: bool = False,
+    gang_scheduling: bool = False,
+    topology: TopologyKeys = NO_TOPOLOGY,
 ) -> dict[str, Any]:
-    """The pod with index `pod_index` of a PodClique, created gated (Grove's `grove.io/podgang-pending-creation`)."""
+    """The pod with index `pod_index` of a PodClique, created gated (Grove's `grove.io/podgang-pending-creation`).
+
+    gang_scheduling: the kube-scheduler Workload API backend serves the gang, so the pod joins its PodClique's
+    PodGroup (`spec.schedulingGroup`, immutable: it can only be set here). topology: the PodCliqueSet's
+    constraints as label keys; `pack.preferred` becomes preferred pod affinity (see `workload`)."""
     meta = pclq["metadata"]
     pclq_name = meta["name"]
     namespace = meta.get("namespace")
@@ -60,6 +67,9 @@ def desired_pod(
     pod_spec["schedulingGates"] = [{"name": c.SCHEDULING_GATE}, *gates]
     pod_spec["hostname"] = naming.hostname(pclq_name, pod_index)
     pod_spec["subdomain"] = naming.subdomain(pcs_name, replica)
+    if gang_scheduling:
+        pod_spec["schedulingGroup"] = workload.scheduling_group(pclq_name)
+    pod_spec = workload.preferred_affinity(pod_spec, pclq, clique_template_name(pclq), topology)
     group = pclq_labels.get(c.LABEL_PCSG)
     group_replica = int(pclq_labels[c.LABEL_PCSG_REPLICA_INDEX]) if group else None
     pod_spec = claims.inject(

@@ -17,6 +17,7 @@ from grove.api import constants as c
 from grove.expansion import conditions, labels, naming, owners
 from grove.expansion import spec as specs
 from grove.expansion.observed import PodView
+from grove.expansion.topology import NO_TOPOLOGY, TopologyKeys
 
 
 def scheduler_name(pcs: PodCliqueSet) -> str:
@@ -28,13 +29,18 @@ def scheduler_name(pcs: PodCliqueSet) -> str:
     return c.DEFAULT_SCHEDULER_NAME
 
 
-def _podgroup(name: str, count: int, namespace: str | None, min_replicas: int) -> dict[str, Any]:
+def _podgroup(
+    name: str, count: int, namespace: str | None, min_replicas: int, topology: dict[str, Any] | None = None
+) -> dict[str, Any]:
     pods = sorted(naming.pod_name(name, k) for k in range(count))
-    return {
+    out: dict[str, Any] = {
         "name": name,
         "podReferences": [{"namespace": namespace, "name": p} for p in pods],
         "minReplicas": min_replicas,
     }
+    if topology:
+        out["topologyConstraint"] = topology
+    return out
 
 
 def _gang(
@@ -44,6 +50,8 @@ def _gang(
     name: str,
     podgroups: list[dict[str, Any]],
     base: str | None,
+    topology: dict[str, Any] | None = None,
+    group_configs: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     pcs_name = pcs.metadata.name or ""
     meta_labels = {
@@ -66,6 +74,10 @@ def _gang(
     if annotations:
         meta["annotations"] = annotations
     spec: dict[str, Any] = {"podgroups": podgroups}
+    if topology:
+        spec["topologyConstraint"] = topology
+    if group_configs:
+        spec["topologyConstraintGroupConfigs"] = group_configs
     if pcs.spec.template.priority_class_name:
         spec["priorityClassName"] = pcs.spec.template.priority_class_name
     return {"apiVersion": c.SCHEDULER_API_VERSION, "kind": c.KIND_PODGANG, "metadata": meta, "spec": spec}
@@ -77,36 +89,63 @@ def podgangs(
     replica: int,
     group_replicas: Mapping[str, int],
     clique_replicas: Mapping[str, int],
+    topology: TopologyKeys = NO_TOPOLOGY,
 ) -> list[dict[str, Any]]:
     """Desired PodGangs of one PCS replica.
 
     group_replicas: live `spec.replicas` per scaling-group template name (Grove uses the live PCSG so user and
-    HPA scaling count). clique_replicas: live `spec.replicas` per PodClique FQN (the template's when missing)."""
+    HPA scaling count). clique_replicas: live `spec.replicas` per PodClique FQN (the template's when missing).
+    topology: the constraints as node-label keys (grove-api.md §2.12): PCS -> the base gang's
+    `topologyConstraint`, clique -> its PodGroup's, scaling group -> one `topologyConstraintGroupConfigs` entry
+    per group replica in the base gang, and the gang-level constraint of its scaled gangs (else the PCS's)."""
     pcs_name = pcs.metadata.name or ""
     ns = pcs.metadata.namespace
     base_name = naming.base_podgang_name(pcs_name, replica)
+
+    def clique_group(fqn: str, clique: Any) -> dict[str, Any]:
+        pack = topology.cliques.get(clique.name)
+        return _podgroup(
+            fqn,
+            clique_replicas.get(fqn, clique.spec.replicas),
+            ns,
+            specs.min_available(clique),
+            pack.to_json() if pack else None,
+        )
+
     base_groups = [
-        _podgroup(fqn, clique_replicas.get(fqn, clique.spec.replicas), ns, specs.min_available(clique))
+        clique_group(naming.podclique_name(pcs_name, replica, clique.name), clique)
         for clique in specs.standalone_cliques(pcs)
-        for fqn in [naming.podclique_name(pcs_name, replica, clique.name)]
     ]
+    configs: list[dict[str, Any]] = []
     scaled: list[dict[str, Any]] = []
     for group in pcs.spec.template.pod_clique_scaling_groups or []:
         pcsg_fqn = naming.scaling_group_name(pcs_name, replica, group.name)
         members = specs.group_members(pcs, group)
         count = group_replicas.get(group.name, group.replicas)
+        group_pack = topology.groups.get(group.name)
+        group_topology = group_pack.to_json() if group_pack else None
         for j in range(count):
             groups = [
-                _podgroup(fqn, clique_replicas.get(fqn, clique.spec.replicas), ns, specs.min_available(clique))
+                clique_group(naming.scaling_group_podclique_name(pcsg_fqn, j, clique.name), clique)
                 for clique in members
-                for fqn in [naming.scaling_group_podclique_name(pcsg_fqn, j, clique.name)]
             ]
             if j < group.min_available:
                 base_groups.extend(groups)
+                if group_topology:
+                    configs.append(
+                        {
+                            "name": f"{pcsg_fqn}-{j}",
+                            "podGroupNames": [g["name"] for g in groups],
+                            "topologyConstraint": group_topology,
+                        }
+                    )
             else:
                 gang = naming.scaled_podgang_name(pcsg_fqn, j, group.min_available)
-                scaled.append(_gang(pcs, pcs_owner, replica, gang, groups, base_name))
-    return [_gang(pcs, pcs_owner, replica, base_name, base_groups, None), *scaled]
+                scaled.append(
+                    _gang(pcs, pcs_owner, replica, gang, groups, base_name, group_topology or topology.pcs.to_json())
+                )
+    base = _gang(pcs, pcs_owner, replica, base_name, base_groups, None, topology.pcs.to_json(), configs)
+    return [base, *scaled]
 
 
 def podgang_status(
@@ -114,9 +153,11 @@ def podgang_status(
     pods: Mapping[str, list[PodView]],
     previous: dict[str, Any] | None,
     now: str,
+    backend: str = "none",
 ) -> dict[str, Any]:
-    """PodGang status: `Initialized` once every referenced pod exists (as Grove), and a phase (Pending, or
-    Running once all are Ready; Grove leaves phases to the backends)."""
+    """PodGang status: `Initialized` once every referenced pod exists (as Grove), `Scheduled` once every
+    PodGroup has minReplicas pods bound, with the backend that serves the gang in its message (issue #9), and a
+    phase (Pending, or Running once all are Ready; Grove leaves phases to the backends)."""
     groups = gang["spec"]["podgroups"]
     referenced = {g["name"]: {r["name"] for r in g["podReferences"]} for g in groups}
     members = [
@@ -134,7 +175,23 @@ def podgang_status(
         now,
         None,
     )
-    out: dict[str, Any] = {"phase": phase, "conditions": conditions.merge(prev_conditions, [cond])}
+    # The message does not count pods: it changes only with the status, so a gang costs one more status write.
+    bound = {g["name"]: sum(p.scheduled for p in pods.get(g["name"], []) if not p.terminating) for g in groups}
+    short = any(bound[g["name"]] < g["minReplicas"] for g in groups)
+    scheduled = conditions.make(
+        "Scheduled",
+        "False" if short else "True",
+        "PodGangPending" if short else "PodGangScheduled",
+        f"backend {backend}: "
+        + (
+            "some PodGroup has fewer than minReplicas pods bound"
+            if short
+            else "every PodGroup has minReplicas pods bound"
+        ),
+        now,
+        None,
+    )
+    out: dict[str, Any] = {"phase": phase, "conditions": conditions.merge(prev_conditions, [cond, scheduled])}
     return out
 
 

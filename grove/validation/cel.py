@@ -7,7 +7,8 @@ Semantics kept from apiextensions-apiserver:
   (object properties, list-type map items by key); with `optionalOldSelf` it always runs and
   `oldSelf.hasValue()` says whether there is an old value;
 - on update, a rule without `oldSelf` is skipped where the value did not change (ratcheting);
-- a false result is reported on the node's path plus `fieldPath`, with the error type chosen by `reason`
+- a false result is reported on the node's path plus `fieldPath` (message from `messageExpression` when it
+  yields a non-empty string, else `message`), with the error type chosen by `reason`
   and no value for objects and lists (`spec.x: Invalid value: <message>`), the value for scalars.
 
 cel-python lacks CEL optionals; `oldSelf.hasValue()` is the only optional call the catalog uses and is
@@ -83,6 +84,20 @@ def _error_for(rule: dict[str, Any], value: Any, path: str, message: str) -> Fie
     return FieldError(where, message, error_type, shown, "cel")
 
 
+def _message(rule: dict[str, Any], self_value: Any, old_self: Any) -> str | None:
+    """A rule's messageExpression result; None (use `message`) when absent, failing or empty, as the server does."""
+    expression = rule.get("messageExpression")
+    if not expression:
+        return None
+    try:
+        result = evaluate(expression, self_value, old_self, converted=True)
+    except celpy.CELEvalError:
+        return None
+    if isinstance(result, celpy.CELEvalError) or not isinstance(result, str) or not result:
+        return None
+    return str(result)
+
+
 def cel_errors(obj: Any, schema: Schema, old: Any = MISSING) -> list[FieldError]:
     """Evaluate every rule of `schema` against `obj` (and `old` on updates)."""
     errors: list[FieldError] = []
@@ -113,7 +128,7 @@ def cel_errors(obj: Any, schema: Schema, old: Any = MISSING) -> list[FieldError]
             if isinstance(result, celpy.CELEvalError):
                 errors.append(_error_for(rule, value, path, f"{result.args[0]} evaluating rule: {text}"))
             elif not bool(result):
-                message = rule.get("message") or f"failed rule: {text}"
+                message = _message(rule, self_value, old_self) or rule.get("message") or f"failed rule: {text}"
                 errors.append(_error_for(rule, value, path, message))
 
     Walker(visit).walk(obj, schema, "", old)

@@ -7,18 +7,21 @@ checker (`grove.validation.cel`) evaluates whatever rules the generated schema c
 `grove validate` cannot drift apart.
 
 Paths are schema locations: dotted property names, `[]` for list items (`spec.template.cliques[].spec`),
-"" for the root (only root rules may read `self.metadata.name`). Messages start with the field they are
-about, because the API server reports them on `fieldPath` (or the rule's node), not per list element.
-Rules only use the CEL common subset (macros, `size`, `in`, `matches`), which cel-python implements, and
-every list or string they iterate is bounded (`maxItems`/`maxLength`) to stay inside the CEL cost budget.
-The `grove.io/mnnvl-group` annotation rules are Python-only (`grove.validation.rules`): annotation values are
-unbounded strings, so `matches` and `==` on them exceed the budget when repeated for 64 cliques.
+"" for the root (only root rules may read `self.metadata.name`). A rule about one element sits on the item
+schema and the server names the element; a rule across elements sits on the list's parent and its
+`messageExpression` names the element first (`spec.template.cliques[1].spec.roleName: ...`), see
+`_element_rule`. Rules only use the CEL common subset (macros, `size`, `in`, `matches`), which cel-python
+implements, and every list or string they iterate is bounded (`maxItems`/`maxLength`) to stay inside the
+CRD cost budget; the API server checks that budget when the CRD is applied. What CRD rules cannot see or
+afford (annotations, startsAfter cycles) is in the ValidatingAdmissionPolicy (`grove.validation.policy`).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from grove.api.constants import MAX_COMBINED_NAME_LENGTH
+from grove.api.constants import DEFAULT_SCHEDULER_NAME, MAX_COMBINED_NAME_LENGTH
+from grove.api.schedulers import SERVED_SCHEDULER_NAMES
 
 PCS = "PodCliqueSet"
 PCLQ = "PodClique"
@@ -50,6 +53,7 @@ class CelRule:
     field_path: str | None = None
     reason: str | None = None
     optional_old_self: bool = False
+    message_expression: str | None = None
 
     @property
     def is_transition(self) -> bool:
@@ -59,6 +63,8 @@ class CelRule:
     def to_crd(self) -> dict[str, Any]:
         """The rule as it appears in the CRD schema."""
         out: dict[str, Any] = {"rule": self.rule, "message": self.message}
+        if self.message_expression:
+            out["messageExpression"] = self.message_expression
         if self.field_path:
             out["fieldPath"] = self.field_path
         if self.reason:
@@ -82,16 +88,66 @@ def _same_set(new: str, old: str) -> str:
 
 
 def _immutable_optional_list(obj: str, old: str, field: str) -> str:
-    """An optional list field is unchanged: same presence, same elements."""
-    return (
-        f"has({obj}.{field}) == has({old}.{field}) && "
-        f"(!has({obj}.{field}) || ({_same_set(f'{obj}.{field}', f'{old}.{field}')}))"
-    )
+    """An optional list field is unchanged; omitted and `[]` are the same value (Grove compares Go slices with
+    `reflect.DeepEqual` after decoding, where both are empty)."""
+    new_list, old_list = f"{obj}.{field}", f"{old}.{field}"
+    new_empty = f"(!has({new_list}) || size({new_list}) == 0)"
+    old_empty = f"(!has({old_list}) || size({old_list}) == 0)"
+    return f"({new_empty} && {old_empty}) || (has({new_list}) && has({old_list}) && {_same_set(new_list, old_list)})"
 
 
 def _scheduler(clique: str) -> str:
     name = f"{clique}.spec.podSpec.schedulerName"
-    return f"(has({name}) && {name} != '' ? {name} : 'default-scheduler')"
+    return f"(has({name}) && {name} != '' ? {name} : '{DEFAULT_SCHEDULER_NAME}')"
+
+
+def _indices(bound: int) -> str:
+    return "[" + ", ".join(str(i) for i in range(bound)) + "]"
+
+
+def _index_names(bound: int) -> str:
+    """Index digits as a literal list: the CRD cost estimator sizes `string(int)` as unbounded."""
+    return "[" + ", ".join(f"'{i}'" for i in range(bound)) + "]"
+
+
+def _first(items: str, bound: int, bad: Callable[[str], str]) -> str:
+    """CEL: the index of the first element of `items` for which `bad(element)` holds (lists are bounded by
+    maxItems, so a literal index list works where the common CEL subset has no range or indexOf)."""
+    # two filters: cel-python does not absorb an out-of-range index behind a false `&&`
+    return f"{_indices(bound)}.filter(i, i < size({items})).filter(i, {bad(f'{items}[i]')})[0]"
+
+
+def _element_rule(
+    name: str,
+    path: str,
+    rule: str,
+    items: str,
+    bound: int,
+    bad: Callable[[str], str],
+    list_path: str,
+    suffix: str,
+    text: str,
+    *,
+    field_path: str,
+    reason: str | None = None,
+) -> CelRule:
+    """A rule across list elements, reported on the list, whose message names the exact element first, in
+    Grove's field-path spelling (`spec.template.cliques[1].spec.roleName: ...`).
+
+    fieldPath cannot carry a list index and item rules cannot see their siblings, so this is as close to
+    Grove's per-element field as admission without a webhook gets. `message` is the same text with `[]`.
+    """
+    index = _first(items, bound, bad)
+    return CelRule(
+        name,
+        PCS,
+        path,
+        rule,
+        f"{list_path}[]{suffix}: {text}",
+        field_path=field_path,
+        reason=reason,
+        message_expression=f"'{list_path}[' + {_index_names(bound)}[{index}] + ']{suffix}: ' + '{text}'",
+    )
 
 
 PACK_DOMAIN_MESSAGE = "packDomain is deprecated and cannot be used on new workloads; use pack.required"
@@ -99,6 +155,17 @@ TOPOLOGY_PATHS = (f"{T}.topologyConstraint", f"{CLIQUE}.topologyConstraint", f"{
 EFFECTIVE_REPLICAS = "(self.replicas == 0 ? 1 : self.replicas)"
 EFFECTIVE_MIN_AVAILABLE = f"(has(self.minAvailable) ? self.minAvailable : {EFFECTIVE_REPLICAS})"
 BUDGET = MAX_COMBINED_NAME_LENGTH
+CLIQUES = "self.cliques"
+GROUPS = "self.podCliqueScalingGroups"
+CLIQUES_PATH = "spec.template.cliques"
+GROUPS_PATH = "spec.template.podCliqueScalingGroups"
+MAX_CLIQUES = 64
+MAX_GROUPS = 32
+# Grove's topology domains, broadest first (grove-api.md §1.2 TopologyConstraint); a child's domain must be
+# equal to or narrower than its parent's. Domains outside this list are ordered by a ClusterTopologyBinding's
+# levels, which only the cluster knows (topology-aware scheduling checks them there).
+TOPOLOGY_DOMAINS = ("region", "zone", "datacenter", "block", "rack", "host", "numa")
+DOMAIN_RANK = "{" + ", ".join(f"'{d}': {i}" for i, d in enumerate(TOPOLOGY_DOMAINS)) + "}"
 
 
 def _topology_rules() -> list[CelRule]:
@@ -131,8 +198,125 @@ def _topology_rules() -> list[CelRule]:
                 "pack must specify at least one of required or preferred",
                 reason=REQUIRED,
             ),
+            # Grove: topology constraints are immutable; a missing topologyName may be added and packDomain
+            # moved to pack.required with the same value (the two legacy repairs).
+            CelRule(
+                f"topology-immutable/{level}",
+                PCS,
+                path,
+                "(!has(oldSelf.topologyName) || (has(self.topologyName) && self.topologyName == oldSelf.topologyName))"
+                f" && {_required('self')} == {_required('oldSelf')} && {_preferred('self')} == {_preferred('oldSelf')}",
+                "topologyConstraint is immutable (only a missing topologyName may be added, or packDomain moved to "
+                "pack.required)",
+            ),
         ]
+    for holder, level, path in (
+        (T, "template", ".topologyConstraint"),
+        (CLIQUE, "clique", ".topologyConstraint"),
+        (GROUP, "group", ".topologyConstraint"),
+    ):
+        rules.append(
+            CelRule(
+                f"topology-presence-immutable/{level}",
+                PCS,
+                holder,
+                "has(self.topologyConstraint) == has(oldSelf.topologyConstraint)",
+                "topologyConstraint is immutable: it cannot be added or removed after creation",
+                field_path=path,
+            )
+        )
     return rules
+
+
+def _required(tc: str) -> str:
+    """The required domain of a TopologyConstraint (legacy packDomain counts as required), '' when none."""
+    return f"(has({tc}.pack) && has({tc}.pack.required) ? {tc}.pack.required : {_opt(tc, 'packDomain')})"
+
+
+def _preferred(tc: str) -> str:
+    return f"(has({tc}.pack) && has({tc}.pack.preferred) ? {tc}.pack.preferred : '')"
+
+
+def _domain(holder: str, which: Callable[[str], str]) -> str:
+    """A holder's (template, clique or group) required or preferred domain, '' without a constraint."""
+    return f"(has({holder}.topologyConstraint) ? {which(holder + '.topologyConstraint')} : '')"
+
+
+def _not_broader(child: str, parent: str) -> str:
+    """Grove: a child's domain is equal to or narrower than its parent's (checked where both are known)."""
+    rank = DOMAIN_RANK
+    known = f"{child} in {rank} && {parent} in {rank}"
+    return f"({child} == '' || {parent} == '' || !({known}) || {rank}[{child}] >= {rank}[{parent}])"
+
+
+def _nested_ok(child: str, parent: str) -> str:
+    return " && ".join(_not_broader(_domain(child, which), _domain(parent, which)) for which in (_required, _preferred))
+
+
+def _topology_name(holder: str) -> str:
+    tc = f"{holder}.topologyConstraint"
+    return f"(has({tc}) && has({tc}.topologyName) ? {tc}.topologyName : '')"
+
+
+def _topology_template_rules() -> list[CelRule]:
+    narrow = "must be equal to or narrower than"
+
+    def in_group_ok(c: str) -> str:
+        # no `has(x) ? x : []`: the cost estimator loses the list bounds of a conditional
+        return f"(!has({GROUPS}) || {GROUPS}.all(g, !({c}.name in g.cliqueNames) || {_nested_ok(c, 'g')}))"
+
+    first = f"([{_topology_name('self')}] + {CLIQUES}.map(c, {_topology_name('c')})).filter(n, n != '')"
+    same = (
+        f"{first}.all(n, n == {first}[0]) && (!has({GROUPS}) || {GROUPS}.all(g, {_topology_name('g')} == '' || "
+        f"size({first}) == 0 || {_topology_name('g')} == {first}[0]) && {GROUPS}.all(g, {_topology_name('g')} == '' || "
+        f"{GROUPS}.all(h, {_topology_name('h')} == '' || {_topology_name('h')} == {_topology_name('g')})))"
+    )
+    return [
+        _element_rule(
+            "topology-group-within-template",
+            T,
+            f"!has({GROUPS}) || {GROUPS}.all(g, {_nested_ok('g', 'self')})",
+            GROUPS,
+            MAX_GROUPS,
+            lambda g: f"!({_nested_ok(g, 'self')})",
+            GROUPS_PATH,
+            ".topologyConstraint",
+            f"pack domains {narrow} those of spec.template.topologyConstraint",
+            field_path=".podCliqueScalingGroups",
+        ),
+        _element_rule(
+            "topology-clique-within-template",
+            T,
+            f"{CLIQUES}.all(c, {_nested_ok('c', 'self')})",
+            CLIQUES,
+            MAX_CLIQUES,
+            lambda c: f"!({_nested_ok(c, 'self')})",
+            CLIQUES_PATH,
+            ".topologyConstraint",
+            f"pack domains {narrow} those of spec.template.topologyConstraint",
+            field_path=".cliques",
+        ),
+        _element_rule(
+            "topology-clique-within-group",
+            T,
+            f"{CLIQUES}.all(c, {in_group_ok('c')})",
+            CLIQUES,
+            MAX_CLIQUES,
+            lambda c: f"!({in_group_ok(c)})",
+            CLIQUES_PATH,
+            ".topologyConstraint",
+            f"pack domains {narrow} those of its scaling group",
+            field_path=".cliques",
+        ),
+        CelRule(
+            "topology-one-name",
+            PCS,
+            T,
+            same,
+            "spec.template: every topologyConstraint.topologyName of a PodCliqueSet must be the same (one "
+            "ClusterTopologyBinding per PodCliqueSet)",
+        ),
+    ]
 
 
 def _root_rules() -> list[CelRule]:
@@ -172,103 +356,172 @@ def _root_rules() -> list[CelRule]:
             reason=FORBIDDEN,
             optional_old_self=True,
         ),
-        CelRule(
+        _element_rule(
             "name-budget/cliques",
-            PCS,
             "",
             f"!has({name}) || self.spec.template.cliques.all(c, size({name}) + size(c.name) <= {BUDGET})",
-            f"spec.template.cliques[].name: the PodCliqueSet name plus a clique name must not exceed {BUDGET} "
-            "characters (pod names must fit in 63)",
+            "self.spec.template.cliques",
+            MAX_CLIQUES,
+            lambda c: f"size({name}) + size({c}.name) > {BUDGET}",
+            CLIQUES_PATH,
+            ".name",
+            f"the PodCliqueSet name plus the clique name must not exceed {BUDGET} characters (pod names must fit "
+            "in 63)",
             field_path=".spec.template.cliques",
         ),
-        CelRule(
+        _element_rule(
             "name-budget/groups",
-            PCS,
             "",
             f"!has({name}) || !has(self.spec.template.podCliqueScalingGroups) || "
             "self.spec.template.podCliqueScalingGroups.all(g, g.cliqueNames.all(n, "
             f"size({name}) + size(g.name) + size(n) <= {BUDGET}))",
-            "spec.template.podCliqueScalingGroups[].name: the PodCliqueSet name plus a scaling group name plus a "
-            f"member clique name must not exceed {BUDGET} characters (pod names must fit in 63)",
+            "self.spec.template.podCliqueScalingGroups",
+            MAX_GROUPS,
+            lambda g: f"{g}.cliqueNames.exists(n, size({name}) + size({g}.name) + size(n) > {BUDGET})",
+            GROUPS_PATH,
+            ".name",
+            "the PodCliqueSet name plus the scaling group name plus a member clique name must not exceed "
+            f"{BUDGET} characters (pod names must fit in 63)",
             field_path=".spec.template.podCliqueScalingGroups",
         ),
     ]
 
 
+def _clique_list_rule(
+    name: str,
+    ok: Callable[[str], str],
+    suffix: str,
+    text: str,
+    *,
+    explicit_only: bool = False,
+    reason: str | None = None,
+) -> CelRule:
+    """A rule over every clique that needs the template (siblings, groups, templates, startup type)."""
+    rule = f"{CLIQUES}.all(c, {ok('c')})"
+    if explicit_only:
+        rule = f"self.cliqueStartupType != '{EXPLICIT}' || {rule}"
+    bad = lambda c: f"!({ok(c)})"  # noqa: E731
+    return _element_rule(
+        name, T, rule, CLIQUES, MAX_CLIQUES, bad, CLIQUES_PATH, suffix, text, field_path=".cliques", reason=reason
+    )
+
+
+def _group_list_rule(name: str, ok: Callable[[str], str], suffix: str, text: str, reason: str | None = None) -> CelRule:
+    rule = f"!has({GROUPS}) || {GROUPS}.all(g, {ok('g')})"
+    bad = lambda g: f"!({ok(g)})"  # noqa: E731
+    return _element_rule(
+        name,
+        T,
+        rule,
+        GROUPS,
+        MAX_GROUPS,
+        bad,
+        GROUPS_PATH,
+        suffix,
+        text,
+        field_path=".podCliqueScalingGroups",
+        reason=reason,
+    )
+
+
+def _internal_namespace_ok(holder: str) -> str:
+    """Grove: a resourceSharing entry naming an internal template (spec.template.resourceClaimTemplates) has no
+    namespace; internal templates take precedence over external ones with the same name."""
+    return (
+        f"!has({holder}.resourceSharing) || !has(self.resourceClaimTemplates) || {holder}.resourceSharing.all(s, "
+        "!has(s.namespace) || s.namespace == '' || !self.resourceClaimTemplates.exists(t, t.name == s.name))"
+    )
+
+
 def _template_rules() -> list[CelRule]:
-    groups = "self.podCliqueScalingGroups"
+    groups = GROUPS
+    after = "spec.startsAfter"
     return [
-        CelRule(
+        _clique_list_rule(
             "role-name-unique",
-            PCS,
-            T,
-            "self.cliques.all(a, self.cliques.exists_one(b, b.spec.roleName == a.spec.roleName))",
-            "spec.template.cliques[].spec.roleName must be unique across cliques",
-            field_path=".cliques",
+            lambda c: (
+                f"!{CLIQUES}.exists(o, o.name != {c}.name && o.spec.roleName == {c}.spec.roleName) || "
+                f"{CLIQUES}.filter(o, o.spec.roleName == {c}.spec.roleName)[0].name == {c}.name"
+            ),
+            ".spec.roleName",
+            "must be unique across cliques",
         ),
-        CelRule(
-            "starts-after-requires-explicit",
-            PCS,
-            T,
-            f"self.cliqueStartupType == '{EXPLICIT}' || "
-            "self.cliques.all(c, !has(c.spec.startsAfter) || size(c.spec.startsAfter) == 0)",
-            f"spec.template.cliques[].spec.startsAfter may only be set when cliqueStartupType is {EXPLICIT}",
-            field_path=".cliques",
-            reason=FORBIDDEN,
+        # Grove checks startsAfter only when cliqueStartupType is Explicit (and ignores it otherwise).
+        _clique_list_rule(
+            "starts-after-no-empty",
+            lambda c: f"!has({c}.{after}) || {c}.{after}.all(p, size(p) > 0)",
+            ".spec.startsAfter",
+            "must not contain empty clique names",
+            explicit_only=True,
         ),
-        CelRule(
+        _clique_list_rule(
+            "starts-after-not-self",
+            lambda c: f"!has({c}.{after}) || !({c}.name in {c}.{after})",
+            ".spec.startsAfter",
+            "must not name the clique itself",
+            explicit_only=True,
+        ),
+        _clique_list_rule(
+            "starts-after-unique",
+            lambda c: f"!has({c}.{after}) || {c}.{after}.all(p, {c}.{after}.exists_one(q, q == p))",
+            ".spec.startsAfter",
+            "must not name a clique twice",
+            explicit_only=True,
+        ),
+        _clique_list_rule(
             "starts-after-exists",
-            PCS,
-            T,
-            "self.cliques.all(c, !has(c.spec.startsAfter) || "
-            "c.spec.startsAfter.all(p, self.cliques.exists(o, o.name == p)))",
-            "spec.template.cliques[].spec.startsAfter must only name cliques of this PodCliqueSet",
-            field_path=".cliques",
+            lambda c: f"!has({c}.{after}) || {c}.{after}.all(p, size(p) == 0 || {CLIQUES}.exists(o, o.name == p))",
+            ".spec.startsAfter",
+            "must only name cliques of this PodCliqueSet",
+            explicit_only=True,
         ),
-        CelRule(
+        _clique_list_rule(
             "same-scheduler",
-            PCS,
-            T,
-            f"size(self.cliques) == 0 || self.cliques.all(c, {_scheduler('c')} == {_scheduler('self.cliques[0]')})",
-            "spec.template.cliques[].spec.podSpec.schedulerName must be the same for all cliques",
-            field_path=".cliques",
+            lambda c: f"{_scheduler(c)} == {_scheduler(CLIQUES + '[0]')}",
+            ".spec.podSpec.schedulerName",
+            "must be the same for all cliques",
         ),
-        CelRule(
+        _group_list_rule(
             "group-members-exist",
-            PCS,
-            T,
-            f"!has({groups}) || {groups}.all(g, g.cliqueNames.all(n, self.cliques.exists(c, c.name == n)))",
-            "spec.template.podCliqueScalingGroups[].cliqueNames must only name cliques of this PodCliqueSet",
-            field_path=".podCliqueScalingGroups",
+            lambda g: f"{g}.cliqueNames.all(n, {CLIQUES}.exists(c, c.name == n))",
+            ".cliqueNames",
+            "must only name cliques of this PodCliqueSet",
         ),
-        CelRule(
+        _group_list_rule(
             "clique-in-one-group",
-            PCS,
-            T,
-            f"!has({groups}) || self.cliques.all(c, size({groups}.filter(g, c.name in g.cliqueNames)) <= 1)",
-            "spec.template.podCliqueScalingGroups[].cliqueNames: a clique may belong to at most one scaling group",
-            field_path=".podCliqueScalingGroups",
+            lambda g: f"!{groups}.exists(o, o.name != {g}.name && {g}.cliqueNames.exists(n, n in o.cliqueNames))",
+            ".cliqueNames",
+            "a clique may belong to at most one scaling group",
         ),
-        CelRule(
+        _clique_list_rule(
             "no-autoscaling-on-group-members",
-            PCS,
-            T,
-            f"!has({groups}) || self.cliques.all(c, !has(c.spec.autoScalingConfig) || "
-            f"!{groups}.exists(g, c.name in g.cliqueNames))",
-            "spec.template.cliques[].spec.autoScalingConfig is not allowed on cliques that belong to a scaling "
-            "group; use podCliqueScalingGroups[].scaleConfig",
-            field_path=".cliques",
+            lambda c: (
+                f"!has({groups}) || !has({c}.spec.autoScalingConfig) || !{groups}.exists(g, {c}.name in g.cliqueNames)"
+            ),
+            ".spec.autoScalingConfig",
+            "is not allowed on cliques that belong to a scaling group; use podCliqueScalingGroups[].scaleConfig",
             reason=FORBIDDEN,
         ),
         CelRule(
             "sharing-namespace-internal",
             PCS,
             T,
-            "!has(self.resourceSharing) || !has(self.resourceClaimTemplates) || self.resourceSharing.all(s, "
-            "!has(s.namespace) || s.namespace == '' || !self.resourceClaimTemplates.exists(t, t.name == s.name))",
+            _internal_namespace_ok("self"),
             "spec.template.resourceSharing[].namespace must be empty when name refers to one of "
             "spec.template.resourceClaimTemplates",
             field_path=".resourceSharing",
+        ),
+        _clique_list_rule(
+            "sharing-namespace-internal/clique",
+            _internal_namespace_ok,
+            ".resourceSharing",
+            "namespace must be empty when name refers to one of spec.template.resourceClaimTemplates",
+        ),
+        _group_list_rule(
+            "sharing-namespace-internal/group",
+            _internal_namespace_ok,
+            ".resourceSharing",
+            "namespace must be empty when name refers to one of spec.template.resourceClaimTemplates",
         ),
         CelRule(
             "sharing-filter-cliques-exist",
@@ -327,9 +580,12 @@ def _template_rules() -> list[CelRule]:
             "group-set-immutable",
             PCS,
             T,
-            f"has({groups}) == has(oldSelf.podCliqueScalingGroups) && (!has({groups}) || "
-            f"(size({groups}) == size(oldSelf.podCliqueScalingGroups) && "
-            f"{groups}.all(g, oldSelf.podCliqueScalingGroups.exists(o, o.name == g.name))))",
+            # omitted and [] are the same (no scaling groups): going from one to the other is no change
+            f"((!has({groups}) || size({groups}) == 0) && (!has(oldSelf.podCliqueScalingGroups) || "
+            "size(oldSelf.podCliqueScalingGroups) == 0)) || "
+            f"(has({groups}) && has(oldSelf.podCliqueScalingGroups) && "
+            f"size({groups}) == size(oldSelf.podCliqueScalingGroups) && "
+            f"{groups}.all(g, oldSelf.podCliqueScalingGroups.exists(o, o.name == g.name)))",
             "spec.template.podCliqueScalingGroups is immutable by name: scaling groups cannot be added, removed or "
             "renamed",
             field_path=".podCliqueScalingGroups",
@@ -354,23 +610,16 @@ def _template_rules() -> list[CelRule]:
 
 
 def _clique_rules() -> list[CelRule]:
-    after = "self.spec.startsAfter"
     return [
+        # Grove: clique names are DNS-1123 subdomains (schema pattern); grove-py also refuses '.', because the
+        # pod hostname <pcs>-<i>-[<group>-<j>-]<clique>-<n> must be a DNS-1123 label.
         CelRule(
-            "starts-after-not-self",
+            "clique-name-no-dot",
             PCS,
             CLIQUE,
-            f"!has({after}) || !(self.name in {after})",
-            "spec.startsAfter must not name the clique itself",
-            field_path=".spec.startsAfter",
-        ),
-        CelRule(
-            "starts-after-no-empty",
-            PCS,
-            CLIQUE,
-            f"!has({after}) || {after}.all(p, size(p) > 0)",
-            "spec.startsAfter must not contain empty clique names",
-            field_path=".spec.startsAfter",
+            "!self.name.contains('.')",
+            "must not contain '.': pod hostnames built from it must be DNS-1123 labels",
+            field_path=".name",
         ),
         CelRule(
             "clique-sharing-no-filter",
@@ -425,6 +674,10 @@ def _clique_rules() -> list[CelRule]:
     ]
 
 
+def _served_schedulers() -> str:
+    return "[" + ", ".join(f"'{name}'" for name in ("", *SERVED_SCHEDULER_NAMES)) + "]"
+
+
 def _clique_spec_rules(kind: str, spec: str) -> list[CelRule]:
     """Rules of PodCliqueSpec, for the PCS template (`spec.template.cliques[].spec`) and the PodClique.
 
@@ -453,6 +706,7 @@ def _clique_spec_rules(kind: str, spec: str) -> list[CelRule]:
     ]
     if kind != PCS:
         return static
+    served = ", ".join(SERVED_SCHEDULER_NAMES)
     return [
         CelRule(
             f"min-available-le-replicas/{kind}",
@@ -480,23 +734,34 @@ def _clique_spec_rules(kind: str, spec: str) -> list[CelRule]:
         ),
         *static,
         CelRule(
+            "scheduler-name-served",
+            PCS,
+            f"{spec}.podSpec",
+            f"!has(self.schedulerName) || self.schedulerName in {_served_schedulers()}",
+            f"schedulerName must name a scheduler a backend serves: {served} (empty means {DEFAULT_SCHEDULER_NAME})",
+            field_path=".schedulerName",
+        ),
+        # Grove's webhook checks these on create only (optionalOldSelf: oldSelf has a value on update).
+        CelRule(
             "pod-spec-no-topology-spread",
             PCS,
             f"{spec}.podSpec",
-            "!has(self.topologySpreadConstraints) || size(self.topologySpreadConstraints) == 0",
+            "oldSelf.hasValue() || !has(self.topologySpreadConstraints) || size(self.topologySpreadConstraints) == 0",
             "podSpec.topologySpreadConstraints is not allowed: the operator places pods (gang scheduling "
             "and topologyConstraint)",
             field_path=".topologySpreadConstraints",
             reason=FORBIDDEN,
+            optional_old_self=True,
         ),
         CelRule(
             "pod-spec-no-node-name",
             PCS,
             f"{spec}.podSpec",
-            "!has(self.nodeName) || self.nodeName == ''",
+            "oldSelf.hasValue() || !has(self.nodeName) || self.nodeName == ''",
             "podSpec.nodeName is not allowed: pods of a clique are placed by the scheduler",
             field_path=".nodeName",
             reason=FORBIDDEN,
+            optional_old_self=True,
         ),
     ]
 
@@ -505,6 +770,14 @@ def _group_rules() -> list[CelRule]:
     scale = "self.scaleConfig"
     return [
         CelRule(
+            "group-name-no-dot",
+            PCS,
+            GROUP,
+            "!self.name.contains('.')",
+            "must not contain '.': pod hostnames built from it must be DNS-1123 labels",
+            field_path=".name",
+        ),
+        CelRule(
             "group-min-available-le-replicas",
             PCS,
             GROUP,
@@ -512,6 +785,7 @@ def _group_rules() -> list[CelRule]:
             "minAvailable must not be greater than replicas",
             field_path=".minAvailable",
         ),
+        # Grove checks only minReplicas >= minAvailable on scaleConfig (no maxReplicas checks).
         CelRule(
             "group-scale-min-ge-min-available",
             PCS,
@@ -519,22 +793,6 @@ def _group_rules() -> list[CelRule]:
             f"!has({scale}) || !has({scale}.minReplicas) || {scale}.minReplicas >= self.minAvailable",
             "scaleConfig.minReplicas must be greater than or equal to minAvailable",
             field_path=".scaleConfig.minReplicas",
-        ),
-        CelRule(
-            "group-scale-max-ge-replicas",
-            PCS,
-            GROUP,
-            f"!has({scale}) || {scale}.maxReplicas >= self.replicas",
-            "scaleConfig.maxReplicas must be greater than or equal to replicas",
-            field_path=".scaleConfig.maxReplicas",
-        ),
-        CelRule(
-            "group-scale-max-ge-min",
-            PCS,
-            f"{GROUP}.scaleConfig",
-            "!has(self.minReplicas) || self.maxReplicas >= self.minReplicas",
-            "scaleConfig.maxReplicas must be greater than or equal to minReplicas",
-            field_path=".maxReplicas",
         ),
         CelRule(
             "group-sharing-filter",
@@ -574,6 +832,21 @@ def _group_rules() -> list[CelRule]:
     ]
 
 
+def _sharing_rules() -> list[CelRule]:
+    return [
+        # Grove: a PodCliqueSet-level filter names at least one clique or scaling group (`filter: {}` is refused).
+        CelRule(
+            "sharing-filter-not-empty",
+            PCS,
+            f"{T}.resourceSharing[].filter",
+            "(has(self.childCliqueNames) && size(self.childCliqueNames) > 0) || "
+            "(has(self.childScalingGroupNames) && size(self.childScalingGroupNames) > 0)",
+            "filter must name at least one of childCliqueNames or childScalingGroupNames",
+            reason=REQUIRED,
+        ),
+    ]
+
+
 def _claim_template_rules() -> list[CelRule]:
     return [
         CelRule(
@@ -603,11 +876,13 @@ COMPUTE_DOMAIN_RULES = (
 RULES: tuple[CelRule, ...] = (
     *_root_rules(),
     *_template_rules(),
+    *_topology_template_rules(),
     *_topology_rules(),
     *_clique_rules(),
     *_clique_spec_rules(PCS, CLIQUE_SPEC),
     *_clique_spec_rules(PCLQ, "spec"),
     *_group_rules(),
+    *_sharing_rules(),
     *_claim_template_rules(),
     *COMPUTE_DOMAIN_RULES,
 )

@@ -10,9 +10,18 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 ErrorType = Literal[
-    "Invalid", "Required", "Forbidden", "Duplicate", "NotSupported", "TooLong", "TooMany", "TypeInvalid", "Unknown"
+    "Invalid",
+    "Required",
+    "Forbidden",
+    "Duplicate",
+    "NotSupported",
+    "TooLong",
+    "TooMany",
+    "TypeInvalid",
+    "Unknown",
+    "Denied",
 ]
-Origin = Literal["schema", "cel", "python", "decode"]
+Origin = Literal["schema", "cel", "policy", "python", "decode"]
 
 
 class _Omitted:
@@ -44,7 +53,8 @@ class FieldError:
 
     `field` is the path as the API server reports it (`cause.field`), `message` the detail text (for CEL rules
     the rule's message), `type` the field.ErrorType, `origin` which layer found it: the OpenAPI schema, a CEL
-    rule, a Python-only rule (not enforced at admission; the operator reports it in the SpecValid condition)
+    rule, the ValidatingAdmissionPolicy (`Denied`: one cause without a field, the message as the server
+    words it), an operator backstop rule (`grove.validation.rules`, reported in the SpecValid condition)
     or strict decoding (unknown fields).
     """
 

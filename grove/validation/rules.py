@@ -1,13 +1,12 @@
-"""Grove's validation rules that CEL in a CRD cannot express, as plain Python.
+"""The operator's backstop: Grove's rules that need graph algorithms or annotations, as plain Python.
 
-The API server enforces everything else (OpenAPI schema + `x-kubernetes-validations`, see
-`grove.validation.celrules`). What is left needs graph algorithms or data CEL cannot read:
+Admission enforces all of them too (the ValidatingAdmissionPolicy in `grove.validation.policy` and CRD rules
+in `grove.validation.celrules`); the operator checks them again because objects stored before the CRDs or
+the policy carried a rule, or created where the policy is not installed, reach it all the same:
 
 - startsAfter cycles (Grove finds them with strongly connected components);
-- the `grove.io/mnnvl-group` annotation on the PodCliqueSet itself (root CEL rules may read only
-  `metadata.name`/`generateName`, not annotations);
-- the 45-character name budget reported per contributing field (CEL reports it once, on the list), so the
-  operator can name the exact clique even for objects admitted before the CRD carried the rule.
+- the `grove.io/mnnvl-group` annotation values and their immutability;
+- the 45-character name budget reported per contributing field, so the operator names the exact clique.
 
 `validate_podcliqueset` takes raw JSON (what kopf hands the operator, or a parsed manifest): it must not
 assume the schema already passed, so every access is defensive. The operator calls it before creating any
@@ -217,7 +216,7 @@ def check_mnnvl_annotation(pcs: Mapping[str, Any]) -> list[FieldError]:
 
 
 def validate_podcliqueset_update(old_json: Mapping[str, Any], new_json: Mapping[str, Any]) -> list[FieldError]:
-    """Python-only update rules: the `grove.io/mnnvl-group` annotation is immutable at every level.
+    """The backstop's update rules: the `grove.io/mnnvl-group` annotation is immutable at every level.
 
     Levels are matched by name (cliques and scaling groups), as Grove's webhook does.
     """
@@ -244,7 +243,7 @@ def validate_podcliqueset_update(old_json: Mapping[str, Any], new_json: Mapping[
 
 
 def validate_podcliqueset(pcs_json: Mapping[str, Any]) -> list[FieldError]:
-    """The Python-only rules for one PodCliqueSet (JSON as stored or as written); empty means valid.
+    """The backstop rules for one PodCliqueSet (JSON as stored or as written); empty means valid.
 
     These complement admission (schema + CEL), which the API server has already applied to any object the
     operator reads. Errors are in a stable order: cycles, name budget, annotations.

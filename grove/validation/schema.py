@@ -228,6 +228,8 @@ class Walker:
     """Walks an object with its schema (and the correlated old object on updates), calling `visit` per node."""
 
     visit: Callable[[Any, Schema, str, Any], None]
+    # How a map entry's path is spelled: CEL reports `labels[app]`, the OpenAPI validator `labels.app`.
+    map_child: Callable[[str, str], str] = key
 
     def walk(self, value: Any, schema: Schema, path: str, old: Any = MISSING) -> None:
         """Depth-first, parents before children."""
@@ -239,7 +241,7 @@ class Walker:
                 prop = props.get(name) if name in props else (extra if isinstance(extra, Mapping) else None)
                 if prop is None:
                     continue
-                here = key(path, name) if name not in props else join(path, name)
+                here = self.map_child(path, name) if name not in props else join(path, name)
                 self.walk(child, prop, here, correlate_child(old, name))
         elif isinstance(value, list) and schema.get("type") == "array":
             item = items_schema(schema)
@@ -358,5 +360,5 @@ def validate_values(obj: Any, schema: Schema, old: Any = MISSING) -> tuple[list[
         values.extend(node_errors(value, node, path))
         duplicates.extend(list_type_errors(value, node, path))
 
-    Walker(visit).walk(obj, schema, "", old)
+    Walker(visit, map_child=join).walk(obj, schema, "", old)
     return values, duplicates

@@ -1,5 +1,5 @@
-"""Validate one object the way the API server admits it (create, or update with `old`), then grove-py's
-Python-only rules.
+"""Validate one object the way the API server admits it (create, or update with `old`: schema, CRD rules, then
+the ValidatingAdmissionPolicy), then the operator's Python backstop rules.
 
 `admission_errors` is what `kubectl apply --dry-run=server` would report (the hypothesis property test holds
 it to that); `operator_errors` are the rules the operator checks before creating anything (SpecValid).
@@ -13,6 +13,7 @@ from typing import Any
 
 from grove.validation.cel import cel_errors
 from grove.validation.errors import FieldError
+from grove.validation.policy import policy_errors
 from grove.validation.rules import validate_podcliqueset, validate_podcliqueset_update
 from grove.validation.schema import (
     BLOCKING_MESSAGE,
@@ -134,11 +135,14 @@ def admission_errors(obj: dict[str, Any], old: dict[str, Any] | None = None) -> 
         errors.append(FieldError("<nil>", BLOCKING_MESSAGE, value=None, origin="schema"))
         return errors
     errors += cel_errors(new, info.schema, previous)
-    return errors
+    if errors:
+        return errors
+    # Validating admission runs after the CRD's own validation passed (the policy's first denial only).
+    return policy_errors(new, None if previous is MISSING else previous)
 
 
 def validate_object(obj: dict[str, Any], old: dict[str, Any] | None = None) -> Result:
-    """Admission errors, then (only for admitted PodCliqueSets) the Python-only rules."""
+    """Admission errors, then (only for admitted PodCliqueSets) the operator's backstop rules."""
     result = Result(admission=admission_errors(obj, old))
     if not result.admission and obj.get("kind") == "PodCliqueSet":
         result.operator = validate_podcliqueset(obj)

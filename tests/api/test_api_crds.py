@@ -23,6 +23,7 @@ EXPECTED_FILES = {
     "grove.io_podcliques.yaml",
     "grove.io_podcliquescalinggroups.yaml",
     "scheduler.grove.io_podgangs.yaml",
+    "grove.io_clustertopologybindings.yaml",
     "resource.nvidia.com_computedomains.yaml",
 }
 CRDS = build_crds()
@@ -49,6 +50,28 @@ def test_files_are_up_to_date() -> None:
     for name, text in rendered.items():
         on_disk = (CRD_DIR / name).read_text()
         assert on_disk == text, f"api/crds/{name} is stale: run `grove crds`"
+
+
+def test_admission_policy_is_up_to_date() -> None:
+    from grove.api.commands import POLICY_FILE, rendered_policy
+
+    on_disk = (CRD_DIR.parents[1] / POLICY_FILE).read_text()
+    assert on_disk == rendered_policy(), f"{POLICY_FILE} is stale: run `grove crds`"
+    policy, binding = yaml.safe_load_all(on_disk)
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+    assert binding["spec"]["validationActions"] == ["Deny"]
+
+
+def test_served_scheduler_names_reach_the_rule_and_the_description() -> None:
+    from grove.api.schedulers import SERVED_SCHEDULER_NAMES
+
+    pod = node_at(
+        CRDS["grove.io_podcliquesets.yaml"]["spec"]["versions"][0]["schema"]["openAPIV3Schema"],
+        "spec.template.cliques[].spec.podSpec",
+    )
+    served = next(r for r in pod["x-kubernetes-validations"] if r.get("fieldPath") == ".schedulerName")
+    for name in SERVED_SCHEDULER_NAMES:
+        assert f"'{name}'" in served["rule"] and name in pod["properties"]["schedulerName"]["description"]
 
 
 def test_rendered_yaml_round_trips() -> None:

@@ -1,4 +1,4 @@
-"""Python-only rules (validate_podcliqueset): cycles, name budget, mnnvl annotation."""
+"""The operator's backstop rules (validate_podcliqueset): cycles, name budget, mnnvl annotation."""
 
 from typing import Any
 

@@ -14,7 +14,7 @@ def pcs(**spec: Any) -> dict[str, Any]:
         "apiVersion": "grove.io/v1alpha1",
         "kind": "PodCliqueSet",
         "metadata": {"name": "x"},
-        "spec": {"template": {"cliques": [{"name": "a", "spec": {"podSpec": copy.deepcopy(POD)}}]}},
+        "spec": {"template": {"cliques": [{"name": "a", "spec": {"roleName": "a", "podSpec": copy.deepcopy(POD)}}]}},
     }
     obj["spec"].update(spec)
     return obj

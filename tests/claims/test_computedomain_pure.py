@@ -133,26 +133,23 @@ def test_allocated_node() -> None:
     assert st.allocated_node({"status": {}}) is None
 
 
-def test_pod_claim_names_and_info() -> None:
-    pod = {"metadata": {"name": "p"},
-           "spec": {"nodeName": "n1", "resourceClaims": [{"name": "a", "resourceClaimName": "shared"},
-                                                          {"name": "b", "resourceClaimTemplateName": "t"}]},
-           "status": {"phase": "Running", "resourceClaimStatuses": [{"name": "b", "resourceClaimName": "p-b-xyz"}]}}
-    assert st.pod_claim_names(pod) == ["shared", "p-b-xyz"]
-    assert st.pod_info(pod) == st.PodInfo("p", "n1", True)
-    pod["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
-    assert st.pod_info(pod).running is False
+def test_claim_info_reads_allocation_and_reservation() -> None:
+    claim = {"metadata": {"name": "c", "namespace": "ns"}, **allocated("n1")}
+    assert st.claim_info(claim) == st.ClaimInfo("ns", "c", "n1", False)
+    claim["status"]["reservedFor"] = [{"resource": "pods", "name": "p", "uid": "u"}]
+    assert st.claim_info(claim) == st.ClaimInfo("ns", "c", "n1", True)
+    assert st.claim_info({"metadata": {"name": "c", "namespace": "ns"}}) == st.ClaimInfo("ns", "c", None, False)
 
 
 def info(_: str) -> st.NodeInfo:
     return st.NodeInfo("10.0.0.1", "clique-a")
 
 
-def test_joined_needs_an_allocated_claim_and_a_bound_pod() -> None:
-    claims = [st.ClaimInfo("ns", "c1", "n1"), st.ClaimInfo("ns", "c2", None), st.ClaimInfo("ns", "c3", "n3")]
-    pods = {("ns", "c1"): [st.PodInfo("p1", "n1", True)], ("ns", "c2"): [st.PodInfo("p2", None, False)],
-            ("ns", "c3"): [st.PodInfo("p3", "n3", False)]}
-    assert st.joined_nodes(claims, lambda ns, n: pods.get((ns, n), [])) == {"n1": True, "n3": False}
+def test_joined_needs_an_allocated_claim_and_ready_a_reserved_one() -> None:
+    claims = [st.ClaimInfo("ns", "c1", "n1", True), st.ClaimInfo("ns", "c2", None, True),
+              st.ClaimInfo("ns", "c3", "n3", False), st.ClaimInfo("other", "c4", "n3", True),
+              st.ClaimInfo("ns", "c5", "n5", False)]
+    assert st.joined_nodes(claims) == {"n1": True, "n3": True, "n5": False}
 
 
 @pytest.mark.parametrize(
@@ -182,7 +179,11 @@ def test_node_entries_and_stable_indices() -> None:
     assert [(n["name"], n["index"]) for n in second["nodes"]] == [("0a", 0), ("b", 1)]
     assert not st.status_changed(second, st.desired_status(0, second["nodes"], {"b": True, "0a": True}, info))
     assert st.status_changed(None, first)
-    assert not st.status_changed(None, st.desired_status(0, [], {}, info))
+    # a fresh domain gets status NotReady written once; after that an unchanged one is not written again
+    empty = st.desired_status(0, [], {}, info)
+    assert empty == {"status": "NotReady", "nodes": []}
+    assert st.status_changed(None, empty) and st.status_changed({}, empty)
+    assert not st.status_changed({"status": "NotReady"}, empty)
     # the result validates against the model (what the CRD accepts)
     m.ComputeDomainStatus.model_validate(second)
 
@@ -227,11 +228,26 @@ def test_controller_registers_into_any_registry() -> None:
     registry = kopf.OperatorRegistry()
     controller.register(registry, with_login=False)
     assert [h.id for h in registry._indexing.get_all_handlers()] == [
-        "cd_domains", "cd_templates", "cd_claims", "cd_claim_domains", "cd_claim_pods"]
+        "cd_domains", "cd_templates", "cd_claims"]
     assert [h.id for h in registry._watching.get_all_handlers()] == [
-        "cd_event", "cd_template_event", "cd_claim_event", "cd_pod_event"]
+        "cd_event", "cd_template_event", "cd_claim_event"]
     assert list(registry._activities.get_all_handlers()) == []
     default = kopf.get_default_registry()
     assert "cd_login" in [h.id for h in default._activities.get_all_handlers()]
     # no timers, daemons or change handlers: kopf adds no finalizers and writes no annotations
     assert not list(registry._spawning.get_all_handlers()) and not list(registry._changing.get_all_handlers())
+
+
+def test_deletion_races_are_expected_answers() -> None:
+    """While a namespace is deleted, 404/409 and "namespace terminating" are normal (issue 14); others are not."""
+    from kubernetes.client import ApiException
+
+    from grove.computedomain.controller import expected_during_deletion
+
+    terminating = ApiException(status=403, reason="Forbidden")
+    terminating.body = '{"details": {"causes": [{"reason": "NamespaceTerminating"}]}, "code": 403}'
+    assert expected_during_deletion(terminating)
+    assert expected_during_deletion(ApiException(status=404)) and expected_during_deletion(ApiException(status=409))
+    rbac = ApiException(status=403, reason="Forbidden")
+    rbac.body = '{"message": "cannot create resource", "code": 403}'
+    assert not expected_during_deletion(rbac) and not expected_during_deletion(ApiException(status=422))

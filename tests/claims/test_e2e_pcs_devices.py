@@ -247,9 +247,10 @@ def test_example_end_to_end(cluster: Any, e2e: Env) -> None:
         assert all({"name": "grove-devices"} in ct["resources"]["claims"] for ct in containers)
         _prepare_and_check_cdi(e2e, node, pod_claim(api, ns, name, "grove-devices"))
 
+    # Ready comes with the first node; wait until every node's claim event has reached the controller
     status = wait_for(lambda: (s := client.CustomObjectsApi(api).get_namespaced_custom_object(
-        cdm.GROUP, cdm.VERSION, ns, cdm.PLURAL, "gpus-0-decode").get("status") or {}).get("status") == "Ready" and s,
-        60, "ComputeDomain Ready")
+        cdm.GROUP, cdm.VERSION, ns, cdm.PLURAL, "gpus-0-decode").get("status") or {}).get("status") == "Ready"
+        and len(s.get("nodes") or []) == len(h100) and s, 60, "ComputeDomain Ready on every node")
     assert sorted(n["name"] for n in status["nodes"]) == sorted(h100)
 
 

@@ -1,7 +1,8 @@
 """A tiny in-memory Kubernetes API server for driver tests that don't need the real control plane.
 
 Serves exactly what the driver uses (Node GET, ResourceClaim GET, ResourceSlice list/create/replace/
-delete) over HTTP, so the driver runs its real kubernetes-client code paths, also as a subprocess.
+delete, Lease get/create/replace/delete with resourceVersion conflicts) over HTTP, so the driver runs
+its real kubernetes-client code paths, also as a subprocess.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ class FakeApi:
         self.claims: dict[tuple[str, str], dict[str, Any]] = {}
         self.slices: dict[str, dict[str, Any]] = {}
         self.writes: list[tuple[str, str]] = []  # (verb, name) of slice writes
+        self.leases: dict[str, dict[str, Any]] = {}  # by URL path
+        self.rv = 0
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -92,8 +95,36 @@ class FakeApi:
                 n = int(self.headers.get("Content-Length", "0"))
                 return json.loads(self.rfile.read(n)) if n else {}
 
+            def _lease(self, verb: str) -> None:
+                path = urlparse(self.path).path
+                with api.lock:
+                    if verb == "POST":
+                        obj = self._body()
+                        path = f"{path}/{obj['metadata']['name']}"
+                        if path in api.leases:
+                            return self._send(409, {"kind": "Status", "reason": "AlreadyExists", "code": 409})
+                    elif path not in api.leases:
+                        return self._not_found()
+                    if verb == "GET":
+                        return self._send(200, api.leases[path])
+                    if verb in ("PUT", "DELETE"):
+                        obj = self._body()
+                        want = (obj.get("metadata") or obj.get("preconditions") or {}).get("resourceVersion")
+                        if want != api.leases[path]["metadata"]["resourceVersion"]:
+                            return self._send(409, {"kind": "Status", "reason": "Conflict", "code": 409})
+                    if verb == "DELETE":
+                        return self._send(200, api.leases.pop(path))
+                    api.rv += 1
+                    obj["metadata"]["resourceVersion"] = str(api.rv)
+                    obj.setdefault("apiVersion", "coordination.k8s.io/v1")
+                    obj.setdefault("kind", "Lease")
+                    api.leases[path] = obj
+                return self._send(201 if verb == "POST" else 200, obj)
+
             def do_GET(self) -> None:
                 u = urlparse(self.path)
+                if "/leases" in u.path:
+                    return self._lease("GET")
                 parts = u.path.strip("/").split("/")
                 if u.path.startswith("/api/v1/nodes/"):
                     node = api.nodes.get(parts[-1])
@@ -111,6 +142,8 @@ class FakeApi:
                 self._not_found()
 
             def do_POST(self) -> None:
+                if "/leases" in self.path:
+                    return self._lease("POST")
                 if urlparse(self.path).path != SLICES:
                     return self._not_found()
                 obj = self._body()
@@ -122,6 +155,8 @@ class FakeApi:
                 self._send(201, obj)
 
             def do_PUT(self) -> None:
+                if "/leases" in self.path:
+                    return self._lease("PUT")
                 name = urlparse(self.path).path.rsplit("/", 1)[-1]
                 obj = self._body()
                 with api.lock:
@@ -132,6 +167,8 @@ class FakeApi:
                 self._send(200, obj)
 
             def do_DELETE(self) -> None:
+                if "/leases" in self.path:
+                    return self._lease("DELETE")
                 name = urlparse(self.path).path.rsplit("/", 1)[-1]
                 with api.lock:
                     obj = api.slices.pop(name, None)

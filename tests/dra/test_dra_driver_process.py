@@ -103,7 +103,7 @@ def test_bad_opaque_config_is_a_clear_per_claim_error(driver_run: DriverRun, fak
     out = run.client().prepare([("ns", "good", good), ("ns", "bad", bad)])
     assert out[good].error == "" and out[bad].devices == []
     assert out[bad].error == ("config[0] (FromClaim): GpuConfig.sharing.timeSlicingConfig.interval: "
-                              "must be one of Default, Short, Medium, Long")
+                              "must be one of 'Default', 'Short', 'Medium' or 'Long', got 'Sometimes'")
     assert run.proc is not None and run.proc.poll() is None  # still alive
 
 
@@ -253,7 +253,7 @@ def test_unhealthy_devices_are_tainted_in_the_slice(driver_run: DriverRun, fake_
         t = {d["name"]: d["taints"] for d in s["spec"]["devices"] if d.get("taints")}
         return t or None
 
-    assert wait_for(taints) == {"gpu-2": [{"key": "gpu.nvidia.com/unhealthy", "effect": "NoSchedule"}]}
+    assert wait_for(taints) == {"gpu-2": [{"key": "gpu.nvidia.com/xid", "value": "79", "effect": "NoSchedule"}]}
     assert fake_api.slices_for("node-a")[0]["spec"]["pool"]["generation"] == 2
     health = run.client().watch_health()[0]
     assert [d.device.device_name for d in health.devices if d.health == 2] == ["gpu-2"]

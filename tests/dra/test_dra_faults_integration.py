@@ -200,7 +200,7 @@ def test_bad_opaque_config_admitted_allocated_and_rejected_per_claim(node: Node,
     assert good.error == "" and prepared_names(good) == good_devices
     assert bad.devices == []
     assert bad.error == (
-        "config[0] (FromClaim): GpuConfig.sharing.strategy: must be one of TimeSlicing, MPS, got 'Sharded'"
+        "config[0] (FromClaim): GpuConfig.sharing.strategy: must be one of 'TimeSlicing' or 'MPS', got 'Sharded'"
     )
     assert not node.cdi_spec(bad_ref[2]).exists() and node.cdi_spec(good_ref[2]).exists()
     assert json.loads((run.data_dir / STATE_FILE).read_text()) == {good_devices[0]: good_ref[2]}

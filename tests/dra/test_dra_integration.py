@@ -45,8 +45,10 @@ def wait_for(fn: Callable[[], T | None], timeout: float, what: str) -> T:
 class Drivers:
     """One driver process per node, sharing one temp root."""
 
-    def __init__(self, kubeconfig: str, nodes: list[str], sim_config: str, root: Path) -> None:
+    def __init__(self, kubeconfig: str, nodes: list[str], sim_config: str, root: Path,
+                 extra_args: list[str] | None = None) -> None:
         self.kubeconfig, self.nodes, self.root = kubeconfig, nodes, root
+        self.extra_args = extra_args or []
         (root / "sim.yaml").write_text(sim_config)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
@@ -60,15 +62,15 @@ class Drivers:
             cmd = [sys.executable, "-m", "grove.cli", "driver", "--node-name", node,
                    "--plugin-registration-dir", str(reg), "--plugin-data-dir", str(data), "--cdi-root", str(cdi),
                    "--backend", "simulated", "--simulated-config", str(self.root / "sim.yaml"),
-                   "--kubeconfig", self.kubeconfig, "--resync-seconds", "1"]
+                   "--kubeconfig", self.kubeconfig, "--resync-seconds", "1", *self.extra_args]
             log = (self.root / f"{node}.log").open("ab")
             self.procs[node] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
                                                 env={**os.environ, "PYTHONPATH": str(REPO)})
 
-    def client(self, node: str) -> KubeletClient:
+    def client(self, node: str, driver: str = DRV) -> KubeletClient:
         reg, _, _ = self.dirs(node)
-        wait_for(lambda: (reg / f"{DRV}-reg.sock").exists(), 30, f"driver on {node}")
-        c = KubeletClient(reg, DRV)
+        wait_for(lambda: (reg / f"{driver}-reg.sock").exists(), 30, f"driver on {node}")
+        c = KubeletClient(reg, driver)
         c.register()
         return c
 
@@ -170,7 +172,9 @@ def test_slices_allocation_prepare_unprepare(cluster: Any, namespace: str, drive
     # an unhealthy device is tainted (the API server accepts it and adds timeAdded)
     [a100] = slices_of(resource, n_a100)
     tainted = {d["name"]: d["taints"] for d in a100["spec"]["devices"] if d.get("taints")}
-    assert list(tainted) == ["gpu-3"] and tainted["gpu-3"][0]["key"] == "gpu.nvidia.com/unhealthy"
+    assert list(tainted) == ["gpu-3"]
+    assert {k: v for k, v in tainted["gpu-3"][0].items() if k != "timeAdded"} == {
+        "key": "gpu.nvidia.com/xid", "value": "79", "effect": "NoSchedule"}
     assert tainted["gpu-3"][0].get("timeAdded")
 
     # periodic re-publication against the real API server writes nothing when nothing changed
@@ -235,7 +239,7 @@ def test_slices_allocation_prepare_unprepare(cluster: Any, namespace: str, drive
 
     wait_for(unschedulable, 60, "four-a100 reported Unschedulable (one A100 is tainted)")
     a100_req["exactly"]["tolerations"] = [
-        {"key": "gpu.nvidia.com/unhealthy", "operator": "Exists", "effect": "NoSchedule"}]
+        {"key": "gpu.nvidia.com/xid", "operator": "Exists", "effect": "NoSchedule"}]
     node4, claim4 = claim_pod(core, resource, namespace, "four-a100-tolerating", a100_req)
     assert node4 == n_a100
     assert "gpu-3" in {r["device"] for r in claim4["status"]["allocation"]["devices"]["results"]}
@@ -249,6 +253,53 @@ def test_slices_allocation_prepare_unprepare(cluster: Any, namespace: str, drive
     drivers.stop()
     for node in drivers.nodes:
         wait_for(functools.partial(lambda n: not slices_of(resource, n) or None, node), 30, f"{node} slices deleted")
+
+
+def test_failing_simulated_gpus_get_nvidias_taints(cluster: Any, namespace: str, drivers: Drivers) -> None:
+    """Issue 14: a simulated GPU made to fail while its driver runs (by editing the simulated hardware file)
+    is tainted in its ResourceSlice with NVIDIA's keys and values, as the API server stores them; a claim that
+    tolerates NVIDIA's key gets the device, one that does not is never given it; recovery removes the taints."""
+    resource = client.ResourceV1Api(cluster.api_client)
+    core = client.CoreV1Api(cluster.api_client)
+    n_full = drivers.nodes[0]
+    wait_for(functools.partial(slices_of, resource, n_full), 60, f"slices of {n_full}")
+    sim = drivers.root / "sim.yaml"
+    healthy = sim.read_text()
+    sim.write_text(healthy.replace("{model: H100-80GB, count: 2}",
+                                   "{model: H100-80GB, count: 2, unhealthy: {gpu-0: gpu-lost, gpu-1: 31}}"))
+
+    def taints() -> dict[str, list[dict[str, str]]]:
+        [s] = slices_of(resource, n_full)
+        return {d["name"]: [{k: v for k, v in t.items() if k != "timeAdded"} for t in d["taints"]]
+                for d in s["spec"]["devices"] if d.get("taints")}
+
+    assert wait_for(lambda: len(taints()) == 2 and taints(), 30, "taints published") == {
+        "gpu-0": [{"key": "gpu.nvidia.com/gpu-lost", "effect": "NoSchedule"}],
+        "gpu-1": [{"key": "gpu.nvidia.com/xid", "value": "31", "effect": "None"}],  # non-fatal: informational
+    }
+    # the lost GPU is not allocated without a toleration; the informational taint does not keep pods off gpu-1
+    req = {"name": "gpu", "exactly": {"deviceClassName": "gpu.nvidia.com", "count": 2}}
+    core.create_namespaced_pod(namespace, body({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "two"},
+        "spec": {"nodeSelector": {"kubernetes.io/hostname": n_full},
+                 "resourceClaims": [{"name": "gpu", "resourceClaimTemplateName": "two"}],
+                 "containers": [{"name": "main", "image": "registry.k8s.io/pause:3.10",
+                                 "resources": {"claims": [{"name": "gpu"}]}}]}}))
+    resource.create_namespaced_resource_claim_template(namespace, body({
+        "apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaimTemplate", "metadata": {"name": "two"},
+        "spec": {"spec": {"devices": {"requests": [req]}}}}))
+
+    def unschedulable() -> bool:
+        conds = pod(core, "two", namespace).get("status", {}).get("conditions") or []
+        return any(c["type"] == "PodScheduled" and c.get("reason") == "Unschedulable" for c in conds)
+
+    wait_for(unschedulable, 60, "two GPUs on a node with a lost one: Unschedulable")
+    req["exactly"]["tolerations"] = [{"key": "gpu.nvidia.com/gpu-lost", "operator": "Exists"}]
+    _, claim = claim_pod(core, resource, namespace, "two-tolerating", req, node=n_full)
+    assert sorted(r["device"] for r in claim["status"]["allocation"]["devices"]["results"]) == ["gpu-0", "gpu-1"]
+    # the hardware recovers (simulated): the taints go
+    sim.write_text(healthy)
+    wait_for(lambda: not taints(), 30, "taints removed")
 
 
 def test_deploy_manifests_are_accepted(cluster: Any) -> None:
@@ -286,3 +337,6 @@ def test_deploy_manifests_are_accepted(cluster: Any) -> None:
     can = cluster.kubectl("auth", "can-i", "create", "resourceslices.resource.k8s.io",
                           "--as=system:serviceaccount:grove-system:grove-dra-driver", check=False)
     assert can.stdout.strip() == "yes"
+    lease = cluster.kubectl("auth", "can-i", "update", "leases.coordination.k8s.io", "-n", "grove-system",
+                            "--as=system:serviceaccount:grove-system:grove-dra-driver", check=False)
+    assert lease.stdout.strip() == "yes"  # one driver per node: the node's Lease

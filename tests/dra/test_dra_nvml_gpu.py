@@ -1,4 +1,5 @@
-"""NVML backend on a real GPU (device machine only; skipped where NVML can't initialise).
+"""NVML backend on a real GPU (device machine only; skipped where NVML can't initialise): discovery,
+time-slicing and MPS (needs root: nvidia-smi changes the compute mode and time slice).
 
 A skip here is honest: the unit suite models the H100 with a fake NVML (test_dra_nvml_backend.py);
 this file only adds confidence where real hardware exists.
@@ -6,7 +7,9 @@ this file only adds confidence where real hardware exists.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from typing import Any
 
 import pytest
@@ -58,3 +61,72 @@ def test_discovery_on_real_gpus_is_read_only(nvml: Any) -> None:
         assert f"/dev/nvidia{d.gpu.minor}" in edits.device_nodes
     assert all(h.healthy for h in backend.health().values())
     assert mig_modes() == before
+
+
+def _first_full_gpu(backend: NvmlBackend) -> Any:
+    gpu = next((d for d in backend.discover() if d.type == "gpu"), None)
+    if gpu is None:
+        pytest.skip("every GPU is in MIG mode: time-slicing/MPS tests need a full GPU")
+    return gpu
+
+
+def _compute_mode(nvml: Any, uuid: str) -> int:
+    nvml.nvmlInit()
+    try:
+        return int(nvml.nvmlDeviceGetComputeMode(nvml.nvmlDeviceGetHandleByUUID(uuid)))
+    finally:
+        nvml.nvmlShutdown()
+
+
+def test_time_slicing_on_a_real_gpu(nvml: Any, tmp_path: Any) -> None:
+    """nvidia-smi sets compute mode DEFAULT and the time slice; unprepare puts the default back."""
+    backend = NvmlBackend(state_dir=tmp_path)
+    gpu = _first_full_gpu(backend)
+    edits = backend.prepare("claim-ts", gpu, DeviceConfig("GpuConfig", strategy="TimeSlicing",
+                                                          time_slice_interval="Long"))
+    try:
+        assert _compute_mode(nvml, gpu.uuid) == nvml.NVML_COMPUTEMODE_DEFAULT
+        assert any(e.endswith("_TIMESLICE_INTERVAL=Long") for e in edits.env)
+        listed = subprocess.run([backend.nvidia_smi, "compute-policy", "-i", gpu.uuid, "-l"],
+                                capture_output=True, text=True, check=False)
+        assert listed.returncode == 0, listed.stderr
+    finally:
+        backend.unprepare("claim-ts", gpu.name)
+    assert backend.settings.load() == {}
+
+
+def test_mps_on_a_real_gpu(nvml: Any, tmp_path: Any) -> None:
+    """One nvidia-cuda-mps-control daemon per claim, EXCLUSIVE_PROCESS while it runs, a CUDA client can
+    ask it for its servers; unprepare stops it and resets the compute mode."""
+    from test_dra_prepare import NODE, Claims
+
+    from grove.dra.cdi import CdiWriter
+    from grove.dra.checkpoint import CheckpointStore
+    from grove.dra.prepare import Preparer
+
+    backend = NvmlBackend(state_dir=tmp_path / "data")
+    gpu = _first_full_gpu(backend)
+    claims = Claims()
+    ref = claims.add("mps", [gpu.name], [{"source": "FromClaim", "requests": [], "opaque": {
+        "driver": "gpu.nvidia.com", "parameters": {"apiVersion": "resource.nvidia.com/v1beta1", "kind": "GpuConfig",
+                                                   "sharing": {"strategy": "MPS", "mpsConfig": {
+                                                       "defaultActiveThreadPercentage": 50}}}}}])
+    p = Preparer("gpu.nvidia.com", NODE, backend, claims, CdiWriter(tmp_path / "cdi", "gpu.nvidia.com"),
+                 CheckpointStore(tmp_path / "data" / "checkpoint.json"), tmp_path / "data", backend.discover())
+    p.startup()
+    out = p.prepare([ref])[ref.uid]
+    try:
+        assert out.error == "", out.error
+        running = p.mps.running()
+        assert len(running) == 1
+        [did] = running
+        assert _compute_mode(nvml, gpu.uuid) == nvml.NVML_COMPUTEMODE_EXCLUSIVE_PROCESS
+        pipe = tmp_path / "data" / "mps" / did / "pipe"
+        control = backend.mps_launcher.control  # type: ignore[attr-defined]
+        servers = subprocess.run([control], input="get_server_list\n", capture_output=True, text=True, check=False,
+                                 timeout=30, env={**os.environ, "CUDA_MPS_PIPE_DIRECTORY": str(pipe)})
+        assert servers.returncode == 0, servers.stderr
+    finally:
+        assert p.unprepare([ref]) == {ref.uid: ""}
+    assert p.mps.running() == {}
+    assert _compute_mode(nvml, gpu.uuid) == nvml.NVML_COMPUTEMODE_DEFAULT

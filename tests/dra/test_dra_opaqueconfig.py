@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from grove.dra.opaqueconfig import ConfigError, decode, resolve
+from grove.dra.opaqueconfig import ConfigError, check_device, decode, pinned_memory_limits, resolve
 
 DRV = "gpu.nvidia.com"
 
@@ -31,6 +31,28 @@ def test_valid_configs() -> None:
     m = decode({"apiVersion": "resource.nvidia.com/v1beta1", "kind": "MigDeviceConfig",
                 "sharing": {"strategy": "MPS", "mpsConfig": {"defaultActiveThreadPercentage": 50}}})
     assert m.mps == {"defaultActiveThreadPercentage": 50}
+    full = decode(gpu_cfg(strategy="MPS", mpsConfig={
+        "defaultActiveThreadPercentage": 0, "defaultPinnedDeviceMemoryLimit": "10Gi",
+        "defaultPerDevicePinnedMemoryLimit": {"0": "5Gi"}, "multiUser": True}))
+    assert full.mps["multiUser"] is True and full.mps["defaultPerDevicePinnedMemoryLimit"] == {"0": "5Gi"}
+    ch = decode({"apiVersion": "resource.nvidia.com/v1beta1", "kind": "ComputeDomainChannelConfig", "domainID": "d"})
+    assert (ch.domain_id, ch.allocation_mode) == ("d", "Single")
+
+
+def test_pinned_memory_limits_follow_nvidia_normalize() -> None:
+    mps = {"defaultPinnedDeviceMemoryLimit": "10Gi", "defaultPerDevicePinnedMemoryLimit": {"1": "5Gi", "GPU-a": "1Gi"}}
+    assert pinned_memory_limits(mps, ["GPU-a", "GPU-b"]) == {"GPU-a": "1024M", "GPU-b": "5120M"}
+    with pytest.raises(ConfigError, match="invalid device"):
+        pinned_memory_limits({"defaultPerDevicePinnedMemoryLimit": {"7": "1Gi"}}, ["GPU-a"])
+    with pytest.raises(ConfigError, match="too low"):
+        pinned_memory_limits({"defaultPinnedDeviceMemoryLimit": "1Ki"}, ["GPU-a"])
+
+
+def test_multi_user_needs_volta() -> None:
+    cfg = decode(gpu_cfg(strategy="MPS", mpsConfig={"multiUser": True}))
+    check_device(cfg, "gpu-0", "7.0")
+    with pytest.raises(ConfigError, match=r"needs compute capability >= 7\.0"):
+        check_device(cfg, "gpu-0", "6.1")
 
 
 @pytest.mark.parametrize("params,msg", [
@@ -38,8 +60,17 @@ def test_valid_configs() -> None:
     ({"apiVersion": "resource.nvidia.com/v1beta1", "kind": "Nope"}, "unsupported kind"),
     (gpu_cfg(strategy="Bogus"), "strategy: must be one of"),
     (gpu_cfg(strategy="TimeSlicing", timeSlicingConfig={"interval": "Forever"}), "interval: must be one of"),
-    (gpu_cfg(strategy="MPS", timeSlicingConfig={}), "only valid with strategy TimeSlicing"),
-    (gpu_cfg(strategy="MPS", mpsConfig={"defaultActiveThreadPercentage": 150}), r"\[0, 100\]"),
+    (gpu_cfg(strategy="MPS", timeSlicingConfig={}), "cannot use timeSlicingConfig with the 'MPS' strategy"),
+    (gpu_cfg(strategy="TimeSlicing", mpsConfig={}), "cannot use mpsConfig with the 'TimeSlicing' strategy"),
+    (gpu_cfg(strategy="MPS", mpsConfig={"defaultActiveThreadPercentage": 150}),
+     "defaultActiveThreadPercentage: Input should be less than or equal to 100"),
+    (gpu_cfg(strategy="MPS", mpsConfig={"default_active_thread_percentage": 5}),
+     "mpsConfig.default_active_thread_percentage: unknown field"),
+    (gpu_cfg(strategy="MPS", mpsConfig={"multiUser": "yes"}), "multiUser"),
+    (gpu_cfg(strategy="MPS", mpsConfig={"defaultPerDevicePinnedMemoryLimit": {"0": "x"}}), "not a quantity"),
+    ({"apiVersion": "resource.nvidia.com/v1beta1", "kind": "ComputeDomainChannelConfig"}, "domainID: Field required"),
+    ({"apiVersion": "resource.nvidia.com/v1beta1", "kind": "ComputeDomainChannelConfig", "domainID": "u",
+      "allocationMode": "Some"}, "allocationMode: must be one of 'Single' or 'All'"),
     (gpu_cfg(strategy="MPS", mpsConfig={"defaultPinnedDeviceMemoryLimit": "lots"}), "not a quantity"),
     ({**gpu_cfg(), "sharin": {}}, "unknown field"),
     ({"apiVersion": "resource.nvidia.com/v1beta1", "kind": "MigDeviceConfig",
@@ -77,3 +108,20 @@ def test_config_of_wrong_type_for_named_request_is_an_error() -> None:
 def test_error_names_the_config_entry() -> None:
     with pytest.raises(ConfigError, match=r"config\[0\] \(FromClaim\): GpuConfig.sharing.strategy"):
         resolve(DRV, [{"request": "a", "device": "gpu-0"}], [entry(gpu_cfg(strategy="x"))], {"gpu-0": "gpu"})
+
+
+def test_lost_requests_list_is_restored_from_the_claim_spec() -> None:
+    """The allocation's FromClaim config without ``requests`` gets them back from the claim's spec."""
+    from grove.dra.claims import with_claim_requests
+
+    opaque_a = {"driver": DRV, "parameters": gpu_cfg(strategy="TimeSlicing")}
+    opaque_b = {"driver": DRV, "parameters": gpu_cfg(strategy="MPS")}
+    claim = {"spec": {"devices": {"config": [{"requests": ["a"], "opaque": opaque_a},
+                                             {"requests": ["b"], "opaque": opaque_b}]}}}
+    lost = [{"source": "FromClass", "opaque": opaque_b}, {"source": "FromClaim", "opaque": opaque_a},
+            {"source": "FromClaim", "requests": ["b"], "opaque": opaque_b}]
+    fixed = with_claim_requests(lost, claim)
+    assert [c.get("requests") for c in fixed] == [None, ["a"], ["b"]]
+    a, b = resolve(DRV, [{"request": "a", "device": "gpu-0"}, {"request": "b", "device": "gpu-1"}], fixed,
+                   {"gpu-0": "gpu", "gpu-1": "gpu"})
+    assert (a.strategy, b.strategy) == ("TimeSlicing", "MPS")

@@ -89,7 +89,8 @@ def test_per_claim_errors_do_not_affect_other_claims(tmp_path: Path) -> None:
     assert out[good.uid].error == ""
     assert "claim was replaced" in out["other-uid"].error and replaced.uid != "other-uid"
     assert "is not allocated" in out[unalloc.uid].error
-    assert "GpuConfig.sharing.strategy: must be one of TimeSlicing, MPS" in out[bad_cfg.uid].error
+    err = out[bad_cfg.uid].error
+    assert "GpuConfig.sharing.strategy: must be one of 'TimeSlicing' or 'MPS', got 'Sometimes'" in err
     assert "is not on node node-a" in out[elsewhere.uid].error
     assert "not found" in out[missing.uid].error
     assert set(p.prepared_claims()) == {good.uid}  # failed claims leave nothing behind
@@ -125,6 +126,8 @@ def test_mig_devices_and_sharing_config_land_in_cdi(tmp_path: Path) -> None:
     spec = json.loads((tmp_path / "cdi" / f"k8s.gpu.nvidia.com-claim_{ref.uid}.json").read_text())
     env = spec["devices"][0]["containerEdits"]["env"]
     assert "GROVE_DRA_DEVICE_GPU_3_MIG_3G40GB_9_0_SHARING_STRATEGY=MPS" in env
+    assert "CUDA_MPS_PIPE_DIRECTORY=/tmp/nvidia-mps" in env and len(p.mps.running()) == 1
+    assert p.unprepare([ref]) == {ref.uid: ""} and p.mps.running() == {}
 
 
 def test_interrupted_prepare_is_rolled_back_at_startup(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from grove.dra import healthtaints as ht
 from grove.dra.backends.base import BackendError, DeviceBackend
 from grove.dra.backends.simulated import PREPARE_LOG, SimulatedBackend
 from grove.dra.opaqueconfig import DeviceConfig
@@ -80,3 +81,20 @@ def test_health_from_config(tmp_path: Path) -> None:
     p.write_text("nodes: {n: {count: 2, unhealthy: [gpu-1]}}\n")
     h = SimulatedBackend("n", p, tmp_path).health()
     assert h["gpu-0"].healthy and not h["gpu-1"].healthy
+    assert h["gpu-1"].taints == (ht.HealthTaint("xid", "79", "NoSchedule"),) and h["gpu-0"].taints == ()
+
+
+def test_simulated_faults_use_nvidias_taints(tmp_path: Path) -> None:
+    p = tmp_path / "s.yaml"
+    p.write_text("nodes: {n: {count: 4, unhealthy: {gpu-0: 48, gpu-1: 31, gpu-2: gpu-lost, gpu-3: unmonitored}}}\n")
+    h = SimulatedBackend("n", p, tmp_path).health()
+    assert {name: (d.healthy, d.taints) for name, d in h.items()} == {
+        "gpu-0": (False, (ht.HealthTaint("xid", "48", "NoSchedule"),)),
+        "gpu-1": (True, (ht.HealthTaint("xid", "31", "None"),)),  # an application XID: informational only
+        "gpu-2": (False, (ht.HealthTaint("gpu-lost", "", "NoSchedule"),)),
+        "gpu-3": (True, (ht.HealthTaint("unmonitored", "", "None"),)),
+    }
+    assert h["gpu-0"].message == "critical XID 48" and h["gpu-2"].message == "GPU is lost"
+    p.write_text("nodes: {n: {count: 1, unhealthy: {gpu-0: sometimes}}}\n")
+    bad = SimulatedBackend("n", p, tmp_path).health()["gpu-0"]
+    assert bad.taints == (ht.unmonitored(),) and "unhealthy.gpu-0" in bad.message

@@ -7,6 +7,7 @@ from typing import Any
 from dra_fakeapi import FakeApi
 from kubernetes import config
 
+from grove.dra import healthtaints as ht
 from grove.dra.backends.base import DeviceHealth
 from grove.dra.slices import MAX_DEVICES, SlicePublisher, build_specs, chunk_devices, with_health_taints
 
@@ -23,11 +24,17 @@ def test_split_at_128() -> None:
     assert [len(c) for c in chunk_devices(devs(100, taints=[{"key": "k", "effect": "NoSchedule"}]))] == [64, 36]
 
 
-def test_unhealthy_devices_get_taints_and_smaller_slices() -> None:
-    tainted = with_health_taints(devs(100), {"gpu-7": DeviceHealth(False, "xid 79"), "gpu-8": DeviceHealth(True)},
-                                 "gpu.nvidia.com")
-    assert [d["name"] for d in tainted if d.get("taints")] == ["gpu-7"]
-    assert tainted[7]["taints"] == [{"key": "gpu.nvidia.com/unhealthy", "effect": "NoSchedule"}]
+def test_unhealthy_devices_get_nvidias_taints_and_smaller_slices() -> None:
+    health = {"gpu-7": DeviceHealth.of([ht.xid(79)]), "gpu-8": DeviceHealth(True),
+              "gpu-9": DeviceHealth.of([ht.gpu_lost()]), "gpu-10": DeviceHealth.of([ht.unmonitored()]),
+              "gpu-11": DeviceHealth.of([ht.xid(31)])}
+    tainted = with_health_taints(devs(100), health, "gpu.nvidia.com")
+    assert {d["name"]: d["taints"] for d in tainted if d.get("taints")} == {
+        "gpu-7": [{"key": "gpu.nvidia.com/xid", "value": "79", "effect": "NoSchedule"}],
+        "gpu-9": [{"key": "gpu.nvidia.com/gpu-lost", "effect": "NoSchedule"}],
+        "gpu-10": [{"key": "gpu.nvidia.com/unmonitored", "effect": "None"}],
+        "gpu-11": [{"key": "gpu.nvidia.com/xid", "value": "31", "effect": "None"}],  # non-fatal: informational
+    }
     assert "taints" not in devs(100)[7]  # input not mutated
     assert [len(c) for c in chunk_devices(tainted)] == [64, 36]
 

@@ -299,8 +299,9 @@ def _ready_time(pod: dict[str, Any]) -> str | None:
 @pytest.mark.parametrize("example", ["startup-order-inorder", "startup-order-explicit"])
 def test_startup_order(cluster: Any, namespace: str, operator: Operator, example: str) -> None:
     """Parents are held back by a foreign scheduling gate (which the operator must never remove, Grove #724):
-    dependents are created, ungated and scheduled with the gang but stay Pending with the annotation "false";
-    once the parents' gate is lifted, they become Ready, and the dependents only after them."""
+    dependents are created and ungated with the annotation "false" but, the gang being all or nothing (issue
+    #9), not bound while their parents cannot be; once the parents' gate is lifted the whole gang is bound,
+    the parents become Ready, and the dependents only after them."""
     pcs = load(ROOT / f"examples/{example}.yaml", namespace)
     name = pcs["metadata"]["name"]
     from grove.expansion import spec as specs
@@ -317,17 +318,19 @@ def test_startup_order(cluster: Any, namespace: str, operator: Operator, example
     apply(cluster, pcs)
     wait_for("all pods created", lambda: actual_objects(cluster, namespace) == expected, op=operator)
 
-    # Intermediate state: dependents scheduled (the gang is not broken) but held, roots held by the foreign gate.
+    # Intermediate state: dependents handed to the scheduler but held, roots held by the foreign gate; the
+    # gang scheduler binds none of them (part of a gang is never bound).
     def clique_of(pod: dict[str, Any]) -> str:
         return str(pod["metadata"]["labels"][c.LABEL_PODCLIQUE].split(f"{name}-0-", 1)[1])
 
     def held() -> bool:
         dep = [p for p in pods(cluster, namespace) if clique_of(p) in dependents]
-        return bool(dep) and all(p["spec"].get("nodeName") for p in dep)
+        return bool(dep) and all(not p["spec"].get("schedulingGates") for p in dep)
 
-    wait_for("dependents scheduled", held, op=operator)
+    wait_for("dependents ungated", held, op=operator)
     time.sleep(2)  # a wrong implementation would release them now
     for pod in pods(cluster, namespace):
+        assert not pod["spec"].get("nodeName"), pod["metadata"]["name"]
         if clique_of(pod) in dependents:
             assert pod["metadata"]["annotations"][c.ANNOTATION_STARTUP_RELEASED] == "false"
             assert _ready_time(pod) is None, pod["metadata"]["name"]

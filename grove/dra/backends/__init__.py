@@ -9,7 +9,14 @@ from grove.dra.backends.base import BackendError, ContainerEdits, DeviceBackend,
 __all__ = ["BackendError", "ContainerEdits", "DeviceBackend", "DeviceHealth", "make_backend"]
 
 
-def make_backend(kind: str, node: str, state_dir: Path, simulated_config: Path | None = None) -> DeviceBackend:
+def make_backend(
+    kind: str,
+    node: str,
+    state_dir: Path,
+    simulated_config: Path | None = None,
+    driver_root: Path = Path("/"),
+    host_driver_root: Path | None = None,
+) -> DeviceBackend:
     """Construct the backend named on the command line (imports NVML only when asked for)."""
     if kind == "simulated":
         from grove.dra.backends.simulated import SimulatedBackend
@@ -18,5 +25,5 @@ def make_backend(kind: str, node: str, state_dir: Path, simulated_config: Path |
     if kind == "nvml":
         from grove.dra.backends.nvml import NvmlBackend
 
-        return NvmlBackend()
+        return NvmlBackend(state_dir=state_dir, driver_root=driver_root, host_driver_root=host_driver_root)
     raise ValueError(f"unknown backend {kind!r}")

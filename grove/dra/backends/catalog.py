@@ -56,6 +56,8 @@ MODELS: dict[str, GpuModel] = {
     "H100-80GB": GpuModel("NVIDIA H100 80GB HBM3", "Hopper", "9.0", 81559, mig=H100_MIG),
     "A100-40GB": GpuModel("NVIDIA A100-SXM4-40GB", "Ampere", "8.0", 40960, mig=A100_40GB_MIG),
     "L4": GpuModel("NVIDIA L4", "Ada Lovelace", "8.9", 23034),
+    # pre-Volta: no MPS multi-user mode (the check both backends apply; issue 14)
+    "P4": GpuModel("Tesla P4", "Pascal", "6.1", 7680, brand="Tesla"),
 }
 
 

@@ -9,12 +9,20 @@ Config (YAML), per node with defaults::
       kwok-node-1:
         count: 4
         migLayout: {0: [3g.40gb, 2g.20gb, 1g.10gb, 1g.10gb]}   # GPU index -> static MIG devices
-        unhealthy: [gpu-3]                                    # reported on the health stream
+        unhealthy: [gpu-3]                                    # a failed GPU (critical XID 79)
+      kwok-node-2:
+        unhealthy: {gpu-0: 48, gpu-1: 31, gpu-2: gpu-lost, gpu-3: unmonitored}   # XIDs or NVIDIA's other faults
+
+``unhealthy`` is the simulated hardware's fault state, re-read on every health check: editing the file makes a
+GPU fail (or recover) while the driver runs, and its devices get the taints NVIDIA's driver would set
+(``grove.dra.healthtaints``). A file that cannot be read marks every device ``unmonitored``.
 
 UUIDs derive from the node name so they are stable across restarts. Prepared devices are recorded in
 ``<state_dir>/simulated-devices.json`` (device -> claim UID) so the backend, like real hardware with
 exclusive access, refuses a device that another claim holds; every completed prepare is appended to
-``simulated-prepare.log`` so tests can prove nothing was prepared twice.
+``simulated-prepare.log`` so tests can prove nothing was prepared twice. Sharing settings a real GPU
+would get (time slice, compute mode) are recorded in ``gpu-settings.json``, and MPS control daemons are
+real stand-in processes (``grove.dra.mps_standin``).
 """
 
 from __future__ import annotations
@@ -25,15 +33,18 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from grove.dra.backends.base import BackendError, ContainerEdits, DeviceHealth
+from grove.dra import healthtaints as ht
+from grove.dra.backends.base import BackendError, ContainerEdits, DeviceHealth, GpuSettings, device_env
 from grove.dra.backends.catalog import MODELS, place
 from grove.dra.devices import AllocatableDevice, GpuInfo
 from grove.dra.fsutil import atomic_write
+from grove.dra.mps import MpsLauncher, StandinLauncher
 from grove.dra.opaqueconfig import DeviceConfig
 
 # Test hook: seconds each prepare sleeps before it takes effect (lets fault tests kill mid-prepare).
@@ -73,6 +84,8 @@ class SimulatedBackend:
         self.state_dir = state_dir
         self._lock = threading.Lock()
         self.config = load_node_config(config_path, node)
+        self.settings = GpuSettings(state_dir / "gpu-settings.json")
+        self.mps_launcher: MpsLauncher = StandinLauncher()
 
     def discover(self) -> list[AllocatableDevice]:
         cfg, model = self.config, MODELS[self.config["model"]]
@@ -93,6 +106,7 @@ class SimulatedBackend:
                 pci_bus_id=f"0000:{0x18 + 0x10 * i:02x}:00.0",
                 mig_enabled=i in layout,
                 pcie_root=f"pci0000:{0x10 + 0x10 * i:02x}",
+                numa_node=0 if i < (int(cfg["count"]) + 1) // 2 else 1,  # two sockets, GPUs split evenly
             )
             if i not in layout:
                 devices.append(AllocatableDevice(gpu=gpu))
@@ -112,7 +126,7 @@ class SimulatedBackend:
         return devices
 
     def common_edits(self) -> ContainerEdits:
-        return ContainerEdits(env=[f"GROVE_DRA_SIMULATED_NODE={self.node}"])
+        return ContainerEdits(env=[f"GROVE_DRA_SIMULATED_NODE={self.node}", "NVIDIA_VISIBLE_DEVICES=void"])
 
     # -- bookkeeping -----------------------------------------------------------------------------
     def _state(self) -> dict[str, str]:
@@ -137,8 +151,11 @@ class SimulatedBackend:
                 self._save(state)
                 with (self.state_dir / PREPARE_LOG).open("a") as log:
                     log.write(f"{claim_uid} {device.name}\n")
-        var = "GROVE_DRA_DEVICE_" + device.name.upper().replace("-", "_")
-        return ContainerEdits(env=[f"{var}={device.uuid}", *config.env(var)])
+            if config.strategy == "TimeSlicing" and device.type == "gpu":
+                self.settings.set(device.name, claim_uid, "DEFAULT", config.time_slice_interval or "Default")
+            elif config.strategy == "MPS":
+                self.settings.set(device.name, claim_uid, "EXCLUSIVE_PROCESS", "Default")
+        return ContainerEdits(env=device_env(device, config))
 
     def unprepare(self, claim_uid: str, device_name: str) -> None:
         with self._lock:
@@ -146,6 +163,7 @@ class SimulatedBackend:
             if state.get(device_name) == claim_uid:
                 del state[device_name]
                 self._save(state)
+            self.settings.pop(device_name, claim_uid)
 
     def reset(self, active: dict[str, str]) -> None:
         """Forget preparations the driver no longer knows about (after a reboot or checkpoint rebuild)."""
@@ -154,13 +172,38 @@ class SimulatedBackend:
             kept = {dev: uid for dev, uid in state.items() if active.get(dev) == uid}
             if kept != state:
                 self._save(kept)
+            for dev, entry in self.settings.load().items():
+                if active.get(dev) != entry.get("claim"):
+                    self.settings.pop(dev)
 
     def health(self) -> dict[str, DeviceHealth]:
         try:
-            unhealthy = set(load_node_config(self.config_path, self.node).get("unhealthy") or [])
+            faults = simulated_faults(load_node_config(self.config_path, self.node).get("unhealthy"))
         except (OSError, ValueError, yaml.YAMLError) as e:
-            return {d.name: DeviceHealth(False, f"simulated config unreadable: {e}") for d in self.discover()}
-        return {
-            d.name: DeviceHealth(d.name not in unhealthy, "simulated fault" if d.name in unhealthy else "")
-            for d in self.discover()
-        }
+            lost = DeviceHealth(True, f"simulated config unreadable: {e}", (ht.unmonitored(),))
+            return {d.name: lost for d in self.discover()}
+        return {d.name: DeviceHealth.of(faults.get(d.name, ())) for d in self.discover()}
+
+    def start_health_monitor(self, stop: threading.Event, changed: Callable[[], None]) -> None:
+        """Nothing to watch: ``health()`` re-reads the config file each time."""
+
+
+def simulated_faults(spec: Any) -> dict[str, tuple[ht.HealthTaint, ...]]:
+    """Device name -> taints, from the ``unhealthy`` config: a list of device names (critical XID 79), or a
+    mapping device -> XID number, ``gpu-lost`` or ``unmonitored``."""
+    if not spec:
+        return {}
+    entries = {str(name): ht.DEFAULT_XID for name in spec} if isinstance(spec, list) else spec
+    if not isinstance(entries, dict):
+        raise ValueError(f"unhealthy: expected a list of device names or a mapping, got {spec!r}")
+    out: dict[str, tuple[ht.HealthTaint, ...]] = {}
+    for name, fault in entries.items():
+        if fault == ht.GPU_LOST:
+            out[str(name)] = (ht.gpu_lost(),)
+        elif fault == ht.UNMONITORED:
+            out[str(name)] = (ht.unmonitored(),)
+        elif isinstance(fault, int) and not isinstance(fault, bool) and fault > 0:
+            out[str(name)] = (ht.xid(fault),)
+        else:
+            raise ValueError(f"unhealthy.{name}: {fault!r} is not an XID number, 'gpu-lost' or 'unmonitored'")
+    return out

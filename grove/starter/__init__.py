@@ -1,0 +1,1 @@
+"""`grove init`: starter PodCliqueSets for common inference layouts, rendered from jinja2 templates."""
