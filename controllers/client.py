@@ -302,10 +302,12 @@ class Kube:
                 return None
             raise
 
-    async def delete(self, obj: dict[str, Any], *, uid: str | None = None) -> None:
+    async def delete(self, obj: dict[str, Any], *, uid: str | None = None, propagation: str = "Background") -> None:
         """DELETE (background propagation, so GC removes the children); NotFound is success. With `uid`, a
-        precondition makes sure a re-created object of the same name is never deleted by mistake."""
-        body: dict[str, Any] = {"propagationPolicy": "Background"}
+        precondition makes sure a re-created object of the same name is never deleted by mistake. Foreground
+        keeps the object (with a deletionTimestamp) until its children are gone: a PodClique replaced by a
+        rollout or gang termination is re-created only once its old pods no longer hold their names."""
+        body: dict[str, Any] = {"propagationPolicy": propagation}
         if uid:
             body["preconditions"] = {"uid": uid}
         try:

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
+import signal
 import time
 from typing import Any
 
@@ -246,6 +248,8 @@ async def run(options: Options, stop: asyncio.Event | None = None) -> None:
         handle = metrics.instrument(lambda key, hints: dispatch(rt, key, hints))
         rt.queue = WorkQueue(handle, workers=options.workers, delays=DELAYS)
         rt.queue.start()
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # a stuck operator can say where (issue 8)
+            asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump_tasks, rt)
         if elector is not None:
             holder = asyncio.create_task(elector.hold(), name="grove-lease")
             holder.add_done_callback(lambda _: stop_flag.set())
@@ -272,6 +276,20 @@ async def run(options: Options, stop: asyncio.Event | None = None) -> None:
         metrics.REGISTRY.unregister(collector)
         await kube.close()
         log.info("writes by verb: %s", dict(kube.writes))
+
+
+def dump_tasks(rt: Runtime) -> None:
+    """SIGUSR1: log every asyncio task's stack and the work queue's state (what a stuck operator waits on)."""
+    out = io.StringIO()
+    for task in asyncio.all_tasks():
+        out.write(f"--- {task.get_name()}\n")
+        task.print_stack(limit=12, file=out)
+    queue = rt.queue
+    if queue is not None:
+        out.write(f"queue: running={sorted(queue.running)[:20]} scheduled={len(queue.scheduled)} ")
+        semaphore = rt.kube.semaphore
+        out.write(f"queued={queue.queue.qsize()} semaphore={semaphore.value}/{len(semaphore.waiters)}\n")
+    log.warning("task dump:\n%s", out.getvalue())
 
 
 def configure_logging(verbose: bool) -> None:

@@ -32,11 +32,14 @@ async def reconcile(rt: Runtime, ns: str, name: str, hints: Hints) -> None:
     pclq = rt.cache.pclq(ns, name)
     if pclq is None or pclq["metadata"].get("deletionTimestamp"):
         return
-    pods = rt.cache.pods(ns, name)
+    named = rt.cache.pods(ns, name)
+    # Pods of a deleted PodClique of the same name (waiting for garbage collection) still hold their names
+    # but are not ours: they are neither counted, rolled nor ungated (issue 8).
+    pods = [p for p in named if p.owner_uid in (None, pclq["metadata"].get("uid"))]
     parents_ok = _parents_available(rt, ns, pclq)
     gang, base_ok = _gang_state(rt, ns, pclq)
     writes: list[Awaitable[Any]] = []
-    await _sync_pods(rt, ns, pclq, pods, parents_ok, gating.schedulable(pclq, gang, base_ok), writes)
+    await _sync_pods(rt, ns, pclq, pods, named, parents_ok, gating.schedulable(pclq, gang, base_ok), writes)
     _sync_gates(rt, ns, gating.pods_to_ungate(pclq, pods, gang, base_ok), pods, parents_ok, writes)
     if await run(writes):
         return
@@ -80,20 +83,21 @@ async def _sync_pods(
     ns: str,
     pclq: dict[str, Any],
     pods: list[PodView],
+    named: list[PodView],
     parents_ok: bool,
     schedulable: set[str],
     writes: list[Awaitable[Any]],
 ) -> None:
-    """Missing pod indices are created (without Grove's gate when they are schedulable already, issue #13: one
-    write per pod instead of two); scale-in (highest index first), then the rolling update's replacements
-    (grove/expansion/rollout.py) are deleted."""
+    """Missing pod indices are created (an index whose name is still held, by any pod, waits; without Grove's
+    gate when they are schedulable already, issue #13: one write per pod instead of two); scale-in (highest
+    index first), then the rolling update's replacements (grove/expansion/rollout.py) are deleted."""
     spec = pclq.get("spec") or {}
     labels = pclq["metadata"].get("labels") or {}
     want = int(spec.get("replicas", 0))
     owner = rt.cache.pcs(ns, labels.get(c.LABEL_PART_OF, ""))
     model = rt.load(owner).model if owner is not None else None
     gang_scheduling, keys = False, NO_TOPOLOGY
-    missing = scale.missing_pod_indices(pods, want)
+    missing = scale.missing_pod_indices(named, want)
     if model is not None and missing:
         # Issue #9: pods join their PodGroup and carry the preferred packing when they are created.
         gang_scheduling = schedulingbackend.backend_name(rt.backends, model) == workload.BACKEND
@@ -153,7 +157,10 @@ def _sync_gates(
 
 
 async def _sync_status(rt: Runtime, ns: str, name: str, pclq: dict[str, Any], pods: list[PodView]) -> None:
-    desired = status.podclique_status(pclq, pods, now())
+    owner = rt.cache.pcs(ns, (pclq["metadata"].get("labels") or {}).get(c.LABEL_PART_OF, ""))
+    loaded = rt.load(owner) if owner is not None else None
+    target = loaded.template_hashes.get(pod.clique_template_name(pclq)) if loaded is not None else None
+    desired = status.podclique_status(pclq, pods, now(), loaded.generation_hash if loaded else None, target)
     previous = pclq.get("status") or {}
     was_false = conditions.is_false(previous.get("conditions"), c.CONDITION_MIN_AVAILABLE_BREACHED)
     breached = conditions.is_true(desired["conditions"], c.CONDITION_MIN_AVAILABLE_BREACHED)

@@ -8,13 +8,13 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any
 
-from controllers import claimobjects, events, schedulingbackend
+from controllers import claimobjects, events, lifecycle, schedulingbackend
 from controllers.queue_keys import PCS
 from controllers.runtime import Loaded, Runtime, now
 from controllers.workqueue import Hints
 from controllers.writes import counted, delete, ensure, replica_index, run, write_status
 from grove.api import constants as c
-from grove.expansion import claims, hpa, naming, podclique, podgang, scalinggroup, service, status, workload
+from grove.expansion import claims, hpa, naming, podclique, podgang, scalinggroup, service, status, update, workload
 from grove.expansion import spec as specs
 from grove.expansion.topology import TopologyKeys
 
@@ -35,9 +35,11 @@ async def reconcile(rt: Runtime, ns: str, name: str, hints: Hints) -> None:
         if rt.queue is not None:
             rt.queue.add((PCS, ns, name), None, delay=schedulingbackend.BINDING_TTL)
         return
-    if await _sync_spec(rt, pcs, loaded.model, hints, keys):
+    plan = lifecycle.plan(rt, pcs, loaded)
+    await lifecycle.log_phase(rt, pcs, loaded, plan.current, plan.active)
+    if await _sync_spec(rt, pcs, loaded, hints, keys, plan):
         return  # the watch events of these writes bring us back; status from a stale cache would be wasted
-    await _sync_status(rt, pcs, loaded)
+    await _sync_status(rt, pcs, loaded, plan)
 
 
 async def _invalid(rt: Runtime, pcs: dict[str, Any], loaded: Loaded) -> None:
@@ -74,12 +76,19 @@ def _by_replica(objects: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]
     return out
 
 
-async def _sync_spec(rt: Runtime, pcs: dict[str, Any], model: Any, hints: Hints, keys: TopologyKeys) -> int:
-    """Write what differs; returns how many requests were sent."""
+async def _sync_spec(
+    rt: Runtime, pcs: dict[str, Any], loaded: Loaded, hints: Hints, keys: TopologyKeys, plan: lifecycle.Plan
+) -> int:
+    """Write what differs; returns how many requests were sent. During a rollout the replica being updated is
+    always looked at, and replicas waiting for their turn keep their templates (`lifecycle.Plan`)."""
+    model = loaded.model
+    assert model is not None
     meta = pcs["metadata"]
     ns, name = meta.get("namespace", ""), meta["name"]
     want = int(model.spec.replicas)
     indices = range(want) if hints is None else sorted(h for h in hints if isinstance(h, int) and 0 <= h < want)
+    if plan.current is not None and plan.current not in indices:
+        indices = sorted([*indices, plan.current])
     # Creation order matters at scale: per replica its PodGang, then its PodCliques (their pods are the long
     # pole; a pod whose gang is already in the cache is created without the gate, issue #13), then Services;
     # the client's semaphore serves waiters by priority, then in this order.
@@ -95,7 +104,9 @@ async def _sync_spec(rt: Runtime, pcs: dict[str, Any], model: Any, hints: Hints,
     stamp = now()
     for i in indices:
         children: list[Awaitable[Any]] = []
-        group_replicas = _sync_children(rt, pcs, model, i, children)
+        group_replicas = _sync_children(rt, pcs, model, i, children, plan)
+        if i == plan.current:
+            lifecycle.replace_group_replicas(rt, pcs, plan.views[i], children)
         counts: dict[str, int] = {}
         # Live clique replicas (`kubectl scale pclq` changes no generation); for cliques in a scaling group,
         # the largest of its PodCliques (claim_objects/is_stale take one count per clique name).
@@ -116,6 +127,7 @@ async def _sync_spec(rt: Runtime, pcs: dict[str, Any], model: Any, hints: Hints,
             ensure(rt, service.headless_service(model, pcs, i), rt.cache.service(ns, naming.service_name(name, i)))
         )
         _sync_hpas(rt, pcs, model, i, hpas_by_replica.get(i, []), later)
+    lifecycle.terminate_gangs(rt, pcs, loaded, list(indices), plan.current if plan.active else None, later)
     writes = first + later
     # Scale-in of PCS replicas: highest indices first (Grove §2.11); GC removes what the deleted objects own.
     # Only on full passes (a PCS event or a restart): child events never create indices >= spec.replicas.
@@ -139,13 +151,16 @@ async def _sync_spec(rt: Runtime, pcs: dict[str, Any], model: Any, hints: Hints,
 
 
 def _sync_children(
-    rt: Runtime, pcs: dict[str, Any], model: Any, i: int, writes: list[Awaitable[Any]]
+    rt: Runtime, pcs: dict[str, Any], model: Any, i: int, writes: list[Awaitable[Any]], plan: lifecycle.Plan
 ) -> dict[str, int]:
     """Standalone PodCliques and PCSGs of replica `i`; returns the live replicas of each scaling group."""
     ns, name = pcs["metadata"].get("namespace", ""), pcs["metadata"]["name"]
     for clique in specs.standalone_cliques(model):
         observed = rt.cache.pclq(ns, naming.podclique_name(name, i, clique.name))
-        writes.append(ensure(rt, podclique.standalone_podclique(model, pcs, i, clique, observed), observed))
+        desired = podclique.standalone_podclique(model, pcs, i, clique, observed)
+        if observed is not None and plan.waiting(i):
+            desired = update.keep_template(desired, observed)  # one PCS replica at a time (Grove §2.10)
+        writes.append(ensure(rt, desired, observed))
     group_replicas: dict[str, int] = {}
     for group in model.spec.template.pod_clique_scaling_groups or []:
         observed = rt.cache.pcsg(ns, naming.scaling_group_name(name, i, group.name))
@@ -205,8 +220,9 @@ def _sync_hpas(
     writes.extend(delete(rt, o) for o in observed_hpas if o["metadata"]["name"] not in names)
 
 
-async def _sync_status(rt: Runtime, pcs: dict[str, Any], loaded: Loaded) -> None:
-    """Status from the cache (children's own statuses are kept by their reconciles)."""
+async def _sync_status(rt: Runtime, pcs: dict[str, Any], loaded: Loaded, plan: lifecycle.Plan) -> None:
+    """Status from the cache (children's own statuses are kept by their reconciles); rollout progress from the
+    children and their pods (`grove.expansion.update`)."""
     model = loaded.model
     assert model is not None
     ns, name = pcs["metadata"].get("namespace", ""), pcs["metadata"]["name"]
@@ -218,5 +234,27 @@ async def _sync_status(rt: Runtime, pcs: dict[str, Any], loaded: Loaded) -> None
             [rt.cache.pclq(ns, naming.podclique_name(name, i, cl.name)) for cl in standalone],
             [rt.cache.pcsg(ns, naming.scaling_group_name(name, i, g.name)) for g in groups],
         )
-    desired = status.podcliqueset_status(pcs, per_replica, [], loaded.generation_hash, now())
+    stamp = now()
+    views = plan.views or {i: lifecycle.replica_view(rt, pcs, loaded, i) for i in range(int(model.spec.replicas))}
+    ordered = [views[i] for i in sorted(views)]
+    progress = update.pcs_update_progress(
+        pcs.get("status"),
+        loaded.generation_hash or "",
+        lifecycle.strategy_of(pcs),
+        ordered,
+        plan.current if plan.active else None,
+        str(pcs["metadata"].get("creationTimestamp") or stamp),
+        stamp,
+        plan.stale,
+    )
+    desired = status.podcliqueset_status(
+        pcs,
+        per_replica,
+        [],
+        loaded.generation_hash,
+        stamp,
+        update_progress=progress,
+        rolling=update.describe(ordered, plan.current, plan.active),
+        updated_replicas=sum(v.done for v in ordered),
+    )
     await write_status(rt, pcs, desired, (PCS, ns, name))

@@ -3,6 +3,7 @@ that stop the operator from repeating a write before its watch event has come ba
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -45,6 +46,8 @@ class Loaded:
     model: PodCliqueSet | None
     errors: list[tuple[str, str]]
     generation_hash: str | None
+    # clique template name -> the pod-template hash its PodCliques should be at
+    template_hashes: dict[str, str] = field(default_factory=dict)
 
 
 class Expectations:
@@ -87,6 +90,10 @@ class Runtime:
     # external ResourceClaimTemplate (ns, name) -> PodCliqueSets (ns, name) whose resourceSharing uses it.
     external_users: dict[tuple[str, str], set[tuple[str, str]]] = field(default_factory=dict)
     status_written: dict[str, float] = field(default_factory=dict)
+    # pcs uid -> (generation hash, replica being updated) last logged: one INFO line per rollout phase change.
+    phases: dict[str, tuple[str | None, int | None]] = field(default_factory=dict)
+    # key -> timer that enqueues it at a deadline (gang termination), one per key, earliest wins.
+    timers: dict[Any, asyncio.TimerHandle] = field(default_factory=dict)
     backends: Backends = field(default_factory=Backends)  # issue #9: scheduler backend and its objects
 
     def observed(self, kind: str, namespace: str, name: str, uid: str | None, deleted: bool) -> None:
@@ -95,6 +102,7 @@ class Runtime:
         self.creates.observe((kind, namespace, name))
         if deleted and uid:
             self.status_written.pop(uid, None)
+            self.phases.pop(uid, None)
             for prefix in ("ungate", "release", "delete", "status"):
                 self.writes.observe((prefix, uid))
             for key in [k for k in self.loaded if k[0] == uid]:
@@ -121,13 +129,15 @@ class Runtime:
         errors = [(e.field, e.message) for e in specs.validate(pcs)]
         model: PodCliqueSet | None = None
         gen_hash = None
+        hashes: dict[str, str] = {}
         if not errors:
             model = specs.load(pcs)
             model.metadata.namespace = meta.get("namespace")
-            gen_hash = hashing.generation_hash([podclique.template_hash(model, c) for c in model.spec.template.cliques])
+            hashes = {cl.name: podclique.template_hash(model, cl) for cl in model.spec.template.cliques}
+            gen_hash = hashing.generation_hash([hashes[cl.name] for cl in model.spec.template.cliques])
         for old in [k for k in self.loaded if k[0] == key[0]]:
             del self.loaded[old]
-        result = Loaded(model, errors, gen_hash)
+        result = Loaded(model, errors, gen_hash, hashes)
         self.loaded[key] = result
         return result
 

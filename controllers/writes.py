@@ -133,14 +133,14 @@ async def write_status(
         raise
 
 
-async def delete(rt: Runtime, obj: dict[str, Any]) -> None:
+async def delete(rt: Runtime, obj: dict[str, Any], propagation: str = "Background") -> None:
     uid = obj["metadata"].get("uid")
     if obj["metadata"].get("deletionTimestamp") or rt.writes.pending(("delete", uid)):
         return
     rt.writes.expect(("delete", uid))
     count()
     try:
-        await rt.kube.delete(obj, uid=uid)
+        await rt.kube.delete(obj, uid=uid, propagation=propagation)
     except Exception:
         rt.writes.observe(("delete", uid))
         raise

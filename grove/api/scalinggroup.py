@@ -1,6 +1,6 @@
 """PodCliqueScalingGroup: cliques that scale together (generated; users or an HPA may scale it)."""
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -20,6 +20,19 @@ class PodCliqueScalingGroupSpec(GroveModel):
     )
 
 
+class PodCliqueScalingGroupUpdateProgress(GroveModel):
+    """Progress of a rolling update of the scaling group (whole group replicas at a time)."""
+
+    update_started_at: str = Field(description="When the update started.")
+    update_ended_at: str | None = Field(default=None, description="When the update ended.")
+    pod_clique_set_generation_hash: str = Field(description="PodCliqueSet generation hash being rolled out.")
+    updated_pod_cliques_count: int = Field(default=0, description="Member PodCliques at the new template.")
+    total_pod_cliques_count: int = Field(default=0, description="Member PodCliques in all.")
+    ready_replica_indices_selected_to_update: dict[str, Any] | None = Field(
+        default=None, description="Ready group replicas picked for replacement: current and completed."
+    )
+
+
 class PodCliqueScalingGroupStatus(GroveModel):
     """Observed state of a scaling group."""
 
@@ -33,6 +46,9 @@ class PodCliqueScalingGroupStatus(GroveModel):
     conditions: list[Condition] | None = Field(default=None, description="MinAvailableBreached, Ready.")
     current_pod_clique_set_generation_hash: str | None = Field(
         default=None, description="PodCliqueSet generation hash the group was last synced to."
+    )
+    update_progress: PodCliqueScalingGroupUpdateProgress | None = Field(
+        default=None, description="Rolling update state."
     )
 
 

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from grove.api import constants as c
 
 ANNOTATION_TEMPLATE_REPLICAS = c.ANNOTATION_TEMPLATE_REPLICAS
+# grove-py: hash of a scaling group's member clique templates, on the PCSG (its change triggers the PCSG).
+ANNOTATION_MEMBERS_HASH = "grove.io/members-template-hash"
 
 MANAGED_BY_SELECTOR = f"{c.LABEL_MANAGED_BY}={c.LABEL_MANAGED_BY_VALUE}"
 

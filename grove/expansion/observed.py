@@ -31,6 +31,9 @@ class PodView:
     template_hash: str | None
     failed_containers: bool  # a container exited non-zero (counts against MinAvailableBreached)
     started_not_ready: bool
+    # uid of the controlling PodClique: a pod left by a deleted PodClique of the same name (waiting for garbage
+    # collection) is not the new PodClique's pod (issue 8: recreated PodCliques must not adopt old pods).
+    owner_uid: str | None = None
 
 
 def pod_view(pod: dict[str, Any]) -> PodView:
@@ -73,4 +76,5 @@ def pod_view(pod: dict[str, Any]) -> PodView:
         template_hash=labels.get(c.LABEL_POD_TEMPLATE_HASH),
         failed_containers=failed,
         started_not_ready=started_not_ready,
+        owner_uid=next((r.get("uid") for r in meta.get("ownerReferences") or [] if r.get("controller")), None),
     )

@@ -13,8 +13,6 @@ from grove.api import constants as c
 from grove.expansion import claims, environment, labels, naming, owners, startup, workload
 from grove.expansion.topology import NO_TOPOLOGY, TopologyKeys
 
-# Labels of the PodClique that describe the PodClique itself, not its pods.
-_PCLQ_ONLY_LABELS = {c.LABEL_NAME, c.LABEL_COMPONENT}
 # Annotations the operator keeps on the PodClique for itself.
 _PCLQ_ONLY_ANNOTATIONS = {labels.ANNOTATION_TEMPLATE_REPLICAS}
 
@@ -56,7 +54,7 @@ def desired_pod(
     pclq_labels = meta.get("labels") or {}
     pcs_name = pclq_labels[c.LABEL_PART_OF]
     replica = int(pclq_labels[c.LABEL_PCS_REPLICA_INDEX])
-    pod_labels = {k: v for k, v in pclq_labels.items() if k not in _PCLQ_ONLY_LABELS}
+    pod_labels = dict(pclq_labels)  # all of the PodClique's labels, as Grove (§2.4), then the pod-only ones
     pod_labels[c.LABEL_PODCLIQUE] = pclq_name
     pod_labels[c.LABEL_POD_INDEX] = str(pod_index)
     annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k not in _PCLQ_ONLY_ANNOTATIONS}

@@ -7,7 +7,7 @@ from typing import Any
 from grove.api import PodCliqueSet
 from grove.api import constants as c
 from grove.api.podcliqueset import PodCliqueScalingGroupConfig
-from grove.expansion import labels, naming, owners, podclique, scale
+from grove.expansion import hashing, labels, naming, owners, podclique, scale
 from grove.expansion import spec as specs
 
 
@@ -23,6 +23,12 @@ def scaling_group(
     name = naming.scaling_group_name(pcs_name, replica, group.name)
     annotations = dict(group.annotations or {})
     annotations[labels.ANNOTATION_TEMPLATE_REPLICAS] = str(group.replicas)
+    # A change of a member clique's template changes the PCSG itself, so its watch event brings the PCSG
+    # reconcile that syncs the member PodCliques (issue 8: that trigger was missing).
+    annotations[labels.ANNOTATION_MEMBERS_HASH] = hashing.stable_hash(
+        [pcs.spec.template.priority_class_name]
+        + [m.model_dump(by_alias=True, exclude_none=True, mode="json") for m in specs.group_members(pcs, group)]
+    )
     return {
         "apiVersion": c.API_VERSION,
         "kind": c.KIND_PODCLIQUESCALINGGROUP,

@@ -13,9 +13,26 @@ from grove.api import constants as c
 from grove.expansion import conditions, labels, scale
 from grove.expansion.observed import PodView
 
+REASON_NOT_YET_AVAILABLE = "NotYetAvailable"
+REASON_UPDATE_IN_PROGRESS = "UpdateInProgress"
+# grove-py: what a rolling update is doing, in words (`kubectl describe pcs`).
+CONDITION_ROLLING_UPDATE = "RollingUpdate"
 
-def podclique_status(pclq: dict[str, Any], pods: Iterable[PodView], now: str) -> dict[str, Any]:
-    """PodClique status from its pods."""
+
+def podclique_status(
+    pclq: dict[str, Any],
+    pods: Iterable[PodView],
+    now: str,
+    generation_hash: str | None = None,
+    target_hash: str | None = None,
+) -> dict[str, Any]:
+    """PodClique status from its pods. `generation_hash`/`target_hash`: the PodCliqueSet's generation hash and
+    the pod-template hash its template wants for this clique (for updateProgress and
+    currentPodCliqueSetGenerationHash; a PodClique waiting for its turn in a rollout is not at the target).
+
+    MinAvailableBreached (issue 8, Grove §2.8): Unknown/NotYetAvailable until minAvailable was reached once
+    (so gang termination never hits a gang that is still starting); Unknown/UpdateInProgress while old-hash
+    pods are being replaced; otherwise True/False as Grove computes it."""
     meta = pclq["metadata"]
     spec = pclq.get("spec") or {}
     previous = pclq.get("status") or {}
@@ -26,16 +43,32 @@ def podclique_status(pclq: dict[str, Any], pods: Iterable[PodView], now: str) ->
     ready = sum(p.ready for p in act)
     scheduled = sum(p.scheduled for p in act)
     gated = sum(p.gated or p.other_gates for p in act)
-    updated = sum(current_hash is not None and p.template_hash == current_hash for p in act)
+    wanted_hash = target_hash or current_hash
+    updated = sum(wanted_hash is not None and p.template_hash == wanted_hash for p in act)
     failed = sum(p.failed_containers for p in act if p.scheduled)
     starting = sum(p.started_not_ready for p in act if p.scheduled)
     gen = meta.get("generation")
+    previous_breach = conditions.get(previous.get("conditions"), c.CONDITION_MIN_AVAILABLE_BREACHED)
+    was_available = previous_breach is not None and previous_breach.get("reason") != REASON_NOT_YET_AVAILABLE
+    prev_progress = previous.get("updateProgress") or {}
+    has_old = any(current_hash is not None and p.template_hash != current_hash for p in act)
+    rolling = has_old or (
+        # the last old pod is gone but its replacement is not Ready yet: still the update
+        bool(prev_progress)
+        and prev_progress.get("podTemplateHash") == current_hash
+        and not prev_progress.get("updateEndedAt")
+        and ready < min_available
+    )
     if scheduled < min_available:
         breach = ("True", "InsufficientScheduledPods", f"{scheduled} scheduled < minAvailable {min_available}")
-    elif scheduled - failed - starting < min_available:
-        breach = ("True", "InsufficientReadyPods", f"too few healthy pods for minAvailable {min_available}")
+    elif scheduled - failed - starting < min_available or ready < min_available:
+        breach = ("True", "InsufficientReadyPods", f"{ready} ready < minAvailable {min_available}")
     else:
-        breach = ("False", "SufficientReadyPods", f"{scheduled} scheduled, minAvailable {min_available}")
+        breach = ("False", "SufficientReadyPods", f"{ready} ready, minAvailable {min_available}")
+    if breach[0] == "True" and not was_available:
+        breach = ("Unknown", REASON_NOT_YET_AVAILABLE, f"{ready} ready, minAvailable {min_available} not reached yet")
+    elif breach[0] == "True" and rolling:
+        breach = ("Unknown", REASON_UPDATE_IN_PROGRESS, f"{updated}/{want} pods at the new template")
     sched = (
         ("True", "SufficientScheduledPods") if scheduled >= min_available else ("False", "InsufficientScheduledPods")
     )
@@ -63,10 +96,41 @@ def podclique_status(pclq: dict[str, Any], pods: Iterable[PodView], now: str) ->
     }
     if current_hash:
         status["currentPodTemplateHash"] = current_hash
+    at_target = target_hash is None or current_hash == target_hash
+    if generation_hash and at_target and not has_old:
+        status["currentPodCliqueSetGenerationHash"] = generation_hash
+    finished = not has_old and ready >= min_available
+    progress = _podclique_update_progress(previous, current_hash, generation_hash, finished, now)
+    if progress is not None:
+        status["updateProgress"] = progress
     pclq_labels = meta.get("labels") or {}
     if pclq_labels.get(c.LABEL_COMPONENT) == c.COMPONENT_PCS_PODCLIQUE:
         status["hpaPodSelector"] = labels.podclique_selector(pclq_labels[c.LABEL_PART_OF], meta["name"])
     return status
+
+
+def _podclique_update_progress(
+    previous: dict[str, Any], current_hash: str | None, generation_hash: str | None, finished: bool, now: str
+) -> dict[str, Any] | None:
+    """PCLQ updateProgress: started when its pod-template hash changes in place, ended when no old pod is left
+    and minAvailable pods are Ready. A PodClique created at its template has none."""
+    prev = previous.get("updateProgress") or {}
+    if not current_hash or not generation_hash:
+        return prev or None
+    if prev.get("podTemplateHash") == current_hash:
+        started, ended = prev.get("updateStartedAt") or now, prev.get("updateEndedAt")
+    elif previous.get("currentPodTemplateHash") not in (None, current_hash):
+        started, ended = now, None
+    else:
+        return prev or None
+    if ended is None and finished:
+        ended = now
+    return {
+        "updateStartedAt": started,
+        "updateEndedAt": ended,  # None removes it (merge patch)
+        "podCliqueSetGenerationHash": generation_hash,
+        "podTemplateHash": current_hash,
+    }
 
 
 def _breached(pclq: dict[str, Any] | None) -> bool:
@@ -81,9 +145,16 @@ def _ready(obj: dict[str, Any] | None) -> bool:
 
 
 def scaling_group_status(
-    pcsg: dict[str, Any], members: Mapping[int, list[dict[str, Any] | None]], now: str
+    pcsg: dict[str, Any],
+    members: Mapping[int, list[dict[str, Any] | None]],
+    now: str,
+    update_progress: dict[str, Any] | None = None,
+    generation_hash: str | None = None,
+    updated_replicas: int | None = None,
 ) -> dict[str, Any]:
-    """PCSG status from its member PodCliques (members: group replica -> expected PodCliques, None if missing)."""
+    """PCSG status from its member PodCliques (members: group replica -> expected PodCliques, None if missing).
+    `update_progress` (grove.expansion.update.group_update_progress) and `generation_hash` (set once every
+    member is at the PodCliqueSet's current generation) come from the caller."""
     meta = pcsg["metadata"]
     spec = pcsg.get("spec") or {}
     previous = pcsg.get("status") or {}
@@ -138,7 +209,7 @@ def scaling_group_status(
             gen,
         ),
     ]
-    return {
+    out: dict[str, Any] = {
         "observedGeneration": gen,
         "replicas": want,
         "scheduledReplicas": scheduled,
@@ -147,6 +218,13 @@ def scaling_group_status(
         "selector": labels.scaling_group_selector(pcs_name, meta["name"]),
         "conditions": conditions.merge(previous.get("conditions") or [], new_conditions),
     }
+    if update_progress is not None:
+        out["updateProgress"] = update_progress
+    if updated_replicas is not None:
+        out["updatedReplicas"] = updated_replicas
+    if generation_hash:
+        out["currentPodCliqueSetGenerationHash"] = generation_hash
+    return out
 
 
 def podcliqueset_status(
@@ -155,8 +233,13 @@ def podcliqueset_status(
     spec_errors: list[tuple[str, str]],
     generation_hash: str | None,
     now: str,
+    update_progress: dict[str, Any] | None = None,
+    rolling: tuple[str, str, str] | None = None,
+    updated_replicas: int | None = None,
 ) -> dict[str, Any]:
     """PCS status. replicas: PCS replica index -> (expected standalone PodCliques, expected PCSGs), None if missing.
+    `update_progress`, `rolling` (status, reason, message of the `RollingUpdate` condition) and `updated_replicas`
+    come from grove.expansion.update.
 
     A replica is available when all its standalone PodCliques and PCSGs have MinAvailableBreached=False (Grove);
     Ready additionally needs every child Ready (all pods Ready)."""
@@ -202,16 +285,30 @@ def podcliqueset_status(
         "observedGeneration": gen,
         "replicas": want,
         "availableReplicas": available if valid else 0,
-        "updatedReplicas": updated if valid else 0,
+        "updatedReplicas": (updated if updated_replicas is None else updated_replicas) if valid else 0,
         "hpaPodSelector": labels.pcs_selector(meta["name"]),
         "conditions": conditions.merge(previous.get("conditions") or [], new_conditions),
     }
     if generation_hash:
         status["currentGenerationHash"] = generation_hash
+    if update_progress is not None and valid:
+        status["updateProgress"] = update_progress
+    if rolling is not None and valid:
+        status["conditions"] = conditions.merge(
+            status["conditions"], [conditions.make(CONDITION_ROLLING_UPDATE, *rolling, now, gen)]
+        )
     return status
 
 
 def differs(current: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> bool:
-    """True if any desired status key differs from the current status (keys we do not own are ignored)."""
+    """True if any desired status key differs from the current status (keys we do not own are ignored). A
+    None inside a desired object means "absent" (the merge patch removes the key, e.g. `updateEndedAt` when a
+    new rollout starts), so it matches a missing key."""
     current = current or {}
-    return any(current.get(k) != v for k, v in desired.items())
+    return any(_without_nulls(current.get(k)) != _without_nulls(v) for k, v in desired.items())
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    return value

@@ -129,9 +129,11 @@ def converged(pcs: dict[str, Any]) -> list[dict[str, Any]]:
     objs = with_uids([*g.services, *g.podcliques, *g.podgangs, *g.pods])
     pods = [ready_pod(o) for o in objs if o["kind"] == "Pod"]
     pclqs = [o for o in objs if o["kind"] == "PodClique"]
+    loaded = runtime([pcs])[0].load(pcs)
     for q in pclqs:
         views = [pod_view(p) for p in pods if p["metadata"]["labels"][c.LABEL_PODCLIQUE] == q["metadata"]["name"]]
-        q["status"] = status.podclique_status(q, views, now())
+        target = loaded.template_hashes[pod.clique_template_name(q)]
+        q["status"] = status.podclique_status(q, views, now(), loaded.generation_hash, target)
     from grove.expansion import podgang
 
     gangs = [o for o in objs if o["kind"] == "PodGang"]
@@ -141,14 +143,16 @@ def converged(pcs: dict[str, Any]) -> list[dict[str, Any]]:
             for grp in gang["spec"]["podgroups"]
         }
         gang["status"] = podgang.podgang_status(gang, views, None, now())
-    per_replica = {
-        i: ([q for q in pclqs if q["metadata"]["labels"][c.LABEL_PCS_REPLICA_INDEX] == str(i)], [])
-        for i in range(pcs["spec"]["replicas"])
-    }
-    rt, _ = runtime([pcs])
-    pcs["status"] = status.podcliqueset_status(pcs, per_replica, [], rt.load(pcs).generation_hash, now())
     services = [o for o in objs if o["kind"] == "Service"]
-    return [pcs, *services, *pclqs, *gangs, *pods]
+    world = [pcs, *services, *with_uids(g.scaling_groups), *pclqs, *gangs, *pods]
+    # The PCS status as the operator writes it (update progress is computed from the children and their pods).
+    rt, kube = runtime(world)
+    asyncio.run(reconcile.dispatch(rt, ("pcs", "ns", "mn"), None))
+    pcs["status"] = next(body["status"] for verb, _, body in kube.calls if verb == "patch/status")
+    assert pcs["status"]["updatedReplicas"] == pcs["spec"]["replicas"]
+    progress = pcs["status"]["updateProgress"]
+    assert progress["updatedPodCliquesCount"] == progress["totalPodCliquesCount"] > 0
+    return world
 
 
 def test_converged_world_needs_zero_writes() -> None:
@@ -236,3 +240,27 @@ def test_status_interval_follows_api_latency() -> None:
     assert writes.status_interval(rt) == 2.0
     kube.latency = 3.0  # type: ignore[attr-defined]
     assert writes.status_interval(rt) == writes.STATUS_MAX_INTERVAL
+
+
+def test_template_change_rolls_one_pcs_replica_and_one_group_replica() -> None:
+    """A converged world with scaling groups, then a template change: only replica 0 moves (its standalone
+    PodClique gets the new template, the highest group replica's members are deleted whole); the other
+    replicas keep their templates; every PCSG learns of the change through its members-hash annotation."""
+    pcs = make_pcs(
+        replicas=3,
+        cliques=[clique("fe", 2), clique("lead", 1), clique("work", 2)],
+        groups=[{"name": "sg", "cliqueNames": ["lead", "work"], "replicas": 2, "minAvailable": 1}],
+    )
+    changed = converged(pcs)
+    new = changed[0]
+    new["metadata"]["generation"] = 2
+    for cl in new["spec"]["template"]["cliques"]:
+        cl["spec"]["podSpec"]["containers"][0]["env"][0]["value"] = "v2"
+    rt, kube = runtime(changed)
+    asyncio.run(reconcile.dispatch(rt, ("pcs", "ns", "mn"), None))
+    patched = sorted(n for v, n, b in kube.calls if v == "patch" and "spec" in b and n.startswith("PodClique/"))
+    deleted = sorted(n for v, n, _ in kube.calls if v == "delete")
+    assert patched == ["PodClique/mn-0-fe"]
+    assert deleted == ["PodClique/mn-0-sg-1-lead", "PodClique/mn-0-sg-1-work"]
+    pcsg_patches = sorted(n for v, n, _ in kube.calls if v == "patch" and n.startswith("PodCliqueScalingGroup/"))
+    assert pcsg_patches == [f"PodCliqueScalingGroup/mn-{i}-sg" for i in range(3)]

@@ -90,7 +90,9 @@ def test_podclique_status_counts_and_conditions() -> None:
         st["scheduleGatedReplicas"],
         st["updatedReplicas"],
     ) == (2, 1, 1, 1, 1)
-    assert conditions.is_true(st["conditions"], c.CONDITION_MIN_AVAILABLE_BREACHED)
+    # Never available yet: not a breach gang termination may act on (issue 8).
+    breach = conditions.get(st["conditions"], c.CONDITION_MIN_AVAILABLE_BREACHED)
+    assert breach is not None and (breach["status"], breach["reason"]) == ("Unknown", "NotYetAvailable")
     assert conditions.is_false(st["conditions"], c.CONDITION_PODCLIQUE_SCHEDULED)
     assert conditions.is_false(st["conditions"], c.CONDITION_READY)
     assert (
@@ -98,6 +100,41 @@ def test_podclique_status_counts_and_conditions() -> None:
         == "app.kubernetes.io/managed-by=grove-operator,app.kubernetes.io/part-of=mn,grove.io/podclique=mn-0-a"
     )
     assert st["observedGeneration"] == 3
+
+
+def test_min_available_breached_only_after_available_and_not_while_rolling() -> None:
+    healthy = status.podclique_status(pclq(), [view("p-0", 0), view("p-1", 1)], NOW)
+    assert conditions.is_false(healthy["conditions"], c.CONDITION_MIN_AVAILABLE_BREACHED)
+    lost = status.podclique_status(pclq(prev=healthy), [view("p-0", 0), view("p-1", 1, ready=False)], LATER)
+    cond = conditions.get(lost["conditions"], c.CONDITION_MIN_AVAILABLE_BREACHED)
+    assert cond is not None and (cond["status"], cond["reason"], cond["lastTransitionTime"]) == (
+        "True",
+        "InsufficientReadyPods",
+        LATER,
+    )
+    rolling = [view("p-0", 0), view("p-1", 1, ready=False, template_hash="old")]
+    during = status.podclique_status(pclq(prev=healthy), rolling, LATER)
+    cond = conditions.get(during["conditions"], c.CONDITION_MIN_AVAILABLE_BREACHED)
+    assert cond is not None and (cond["status"], cond["reason"]) == ("Unknown", "UpdateInProgress")
+
+
+def test_podclique_update_progress_follows_its_template_hash() -> None:
+    old = status.podclique_status(
+        pclq(), [view("p-0", 0, template_hash="old"), view("p-1", 1, template_hash="old")], NOW
+    )
+    old["currentPodTemplateHash"] = "old"  # as if the PodClique's hash label had been "old"
+    pods = [view("p-0", 0, template_hash="old"), view("p-1", 1)]
+    st = status.podclique_status(pclq(prev=old), pods, LATER, "gen2", "h")
+    assert st["updateProgress"] == {
+        "updateStartedAt": LATER,
+        "updateEndedAt": None,
+        "podCliqueSetGenerationHash": "gen2",
+        "podTemplateHash": "h",
+    }
+    assert "currentPodCliqueSetGenerationHash" not in st
+    done = status.podclique_status(pclq(prev=st), [view("p-0", 0), view("p-1", 1)], LATER, "gen2", "h")
+    assert done["updateProgress"]["updateEndedAt"] == LATER
+    assert done["currentPodCliqueSetGenerationHash"] == "gen2"
 
 
 def test_status_is_stable_when_nothing_changes() -> None:

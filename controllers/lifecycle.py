@@ -1,0 +1,231 @@
+"""Day-2 lifecycle of a PodCliqueSet (issue 8), the shell around `grove.expansion.update` and
+`grove.expansion.gangtermination`: builds the per-replica views from the caches, deletes what the pure
+decisions name (member PodCliques of a scaling-group replica, whole gangs), re-queues for gang-termination
+deadlines, and logs one INFO line (and posts one Event) per rollout phase change."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from controllers import events
+from controllers.queue_keys import PCS
+from controllers.runtime import Loaded, Runtime
+from controllers.writes import delete
+from grove.api import constants as c
+from grove.expansion import gangtermination, naming, pod, update
+from grove.expansion import spec as specs
+from grove.expansion.observed import PodView
+
+log = logging.getLogger("grove.operator.lifecycle")
+
+FOREGROUND = "Foreground"
+
+
+def own_pods(rt: Runtime, ns: str, pclq: dict[str, Any] | None) -> list[PodView]:
+    """Pods of a PodClique, without pods a deleted PodClique of the same name left behind."""
+    if pclq is None:
+        return []
+    uid = pclq["metadata"].get("uid")
+    return [p for p in rt.cache.pods(ns, pclq["metadata"]["name"]) if p.owner_uid in (None, uid)]
+
+
+def clique(rt: Runtime, ns: str, name: str, target: str) -> update.Clique:
+    obj = rt.cache.pclq(ns, name)
+    return update.Clique(obj, target, own_pods(rt, ns, obj))
+
+
+def group_view(rt: Runtime, loaded: Loaded, ns: str, pcsg_name: str, group: Any) -> update.Group:
+    model = loaded.model
+    assert model is not None
+    obj = rt.cache.pcsg(ns, pcsg_name)
+    count = int(((obj or {}).get("spec") or {}).get("replicas", group.replicas))
+    members = specs.group_members(model, group)
+    reps = [
+        update.GroupReplica(
+            j,
+            [
+                clique(
+                    rt, ns, naming.scaling_group_podclique_name(pcsg_name, j, m.name), loaded.template_hashes[m.name]
+                )
+                for m in members
+            ],
+        )
+        for j in range(count)
+    ]
+    return update.Group(group.name, obj, reps)
+
+
+def replica_view(rt: Runtime, pcs: dict[str, Any], loaded: Loaded, i: int) -> update.Replica:
+    model = loaded.model
+    assert model is not None
+    ns, name = pcs["metadata"].get("namespace", ""), pcs["metadata"]["name"]
+    standalone = [
+        clique(rt, ns, naming.podclique_name(name, i, cl.name), loaded.template_hashes[cl.name])
+        for cl in specs.standalone_cliques(model)
+    ]
+    groups = [
+        group_view(rt, loaded, ns, naming.scaling_group_name(name, i, g.name), g)
+        for g in model.spec.template.pod_clique_scaling_groups or []
+    ]
+    return update.Replica(i, standalone, groups)
+
+
+def strategy_of(pcs: dict[str, Any]) -> str:
+    return str(((pcs.get("spec") or {}).get("updateStrategy") or {}).get("type") or update.ROLLING_RECREATE)
+
+
+@dataclass
+class Plan:
+    """The rollout decision of one PCS pass: whether a RollingRecreate rollout runs, the replica being updated
+    (None: none), and the views it was decided from (every replica when active)."""
+
+    active: bool
+    current: int | None
+    views: dict[int, update.Replica]
+    stale: bool = False
+
+    def waiting(self, i: int) -> bool:
+        """Replica `i` keeps its template: a rollout runs and it is neither done nor the one being updated."""
+        view = self.views.get(i)
+        return self.active and view is not None and i != self.current and not view.done
+
+
+def plan(rt: Runtime, pcs: dict[str, Any], loaded: Loaded) -> Plan:
+    model = loaded.model
+    assert model is not None
+    status = pcs.get("status") or {}
+    stale = has_stale_podcliques(rt, pcs, loaded)
+    active = update.rollout_active(status, loaded.generation_hash, strategy_of(pcs), stale)
+    if not active:
+        return Plan(False, None, {}, stale)
+    views = {i: replica_view(rt, pcs, loaded, i) for i in range(int(model.spec.replicas))}
+    current = update.pick_current(list(views.values()), update.persisted_current(status))
+    return Plan(True, current, views, stale)
+
+
+def has_stale_podcliques(rt: Runtime, pcs: dict[str, Any], loaded: Loaded) -> bool:
+    """Whether a PodClique of the PCS is at another template than its clique's (from labels; no pods read)."""
+    meta = pcs["metadata"]
+    want = int((pcs.get("spec") or {}).get("replicas", 0))
+    for pclq in rt.cache.pclqs_of_pcs(meta.get("namespace", ""), meta["name"]):
+        pmeta = pclq["metadata"]
+        labels = pmeta.get("labels") or {}
+        index = labels.get(c.LABEL_PCS_REPLICA_INDEX, "")
+        if pmeta.get("deletionTimestamp") or not index.isdigit() or int(index) >= want:
+            continue
+        target = loaded.template_hashes.get(pod.clique_template_name(pclq))
+        if target is not None and labels.get(c.LABEL_POD_TEMPLATE_HASH) != target:
+            return True
+    return False
+
+
+async def log_phase(rt: Runtime, pcs: dict[str, Any], loaded: Loaded, current: int | None, active: bool) -> None:
+    """One INFO line and one Event per phase change: a replica starts updating, the rollout finishes."""
+    meta = pcs["metadata"]
+    uid = meta.get("uid", "")
+    phase = (loaded.generation_hash, current if active else None)
+    previous = rt.phases.get(uid)
+    if previous == phase:
+        return
+    rt.phases[uid] = phase
+    if previous is None and not active:
+        return  # a restart or the first pass of a PCS with no rollout running: nothing changed
+    who = f"{meta.get('namespace')}/{meta['name']}"
+    if active and current is not None:
+        message = f"rolling update to {loaded.generation_hash}: updating replica {current}"
+        log.info("pcs %s: %s", who, message)
+        await events.post(rt.kube, pcs, "Normal", "ReplicaUpdating", message)
+    else:
+        message = f"rolling update to {loaded.generation_hash} finished"
+        log.info("pcs %s: %s", who, message)
+        await events.post(rt.kube, pcs, "Normal", "RollingUpdateFinished", message)
+
+
+def replace_group_replicas(
+    rt: Runtime, pcs: dict[str, Any], view: update.Replica, writes: list[Awaitable[Any]]
+) -> None:
+    """In the replica being updated, delete the member PodCliques of the scaling-group replicas to replace
+    (together, foreground); the PCSG reconcile re-creates them from the new template once they are gone."""
+    ns = pcs["metadata"].get("namespace", "")
+    for group in view.groups:
+        for j in update.group_replicas_to_replace(group):
+            members = [m.obj for m in group.replicas[j].members if m.obj is not None]
+            if members and not any(m.terminating for m in group.replicas[j].members):
+                log.info(
+                    "pcs %s/%s: replacing replica %d of scaling group %s (replica %d)",
+                    ns,
+                    pcs["metadata"]["name"],
+                    j,
+                    group.name,
+                    view.index,
+                )
+            writes.extend(delete(rt, obj, FOREGROUND) for obj in members)
+
+
+def terminate_gangs(
+    rt: Runtime,
+    pcs: dict[str, Any],
+    loaded: Loaded,
+    indices: list[int],
+    skip: int | None,
+    writes: list[Awaitable[Any]],
+) -> None:
+    """Gang termination for the PCS replicas in `indices` (not `skip`, the replica being updated): delete the
+    gang's PodCliques past the delay, re-queue this PCS for the earliest deadline still ahead."""
+    model = loaded.model
+    assert model is not None
+    ns, name = pcs["metadata"].get("namespace", ""), pcs["metadata"]["name"]
+    delay = gangtermination.parse_duration(model.spec.template.termination_delay)
+    now = datetime.now(UTC)
+    wait: float | None = None
+    for i in indices:
+        if i == skip:
+            continue
+        view = replica_view(rt, pcs, loaded, i)
+        decision = gangtermination.decide(view, delay, now)
+        if decision.wait is not None:
+            wait = decision.wait if wait is None else min(wait, decision.wait)
+        doomed: list[dict[str, Any]] = []
+        if decision.whole_replica:
+            doomed = [cl.obj for cl in view.cliques() if cl.obj is not None]
+        for group_name, j in decision.group_replicas:
+            group = next(g for g in view.groups if g.name == group_name)
+            doomed.extend(m.obj for m in group.replicas[j].members if m.obj is not None)
+        if not doomed:
+            continue
+        if decision.whole_replica:
+            target = f"replica {i}"
+        else:
+            target = ", ".join(f"scaling group {g} replica {j} of replica {i}" for g, j in decision.group_replicas)
+        key = ("gang", doomed[0]["metadata"].get("uid"))
+        if not rt.writes.pending(key):  # one Event and log line per termination, not per pass
+            rt.writes.expect(key)
+            message = f"gang termination of {target}: {'; '.join(decision.why)}; deleting {len(doomed)} PodCliques"
+            log.info("pcs %s/%s: %s", ns, name, message)
+            writes.append(events.post(rt.kube, pcs, "Warning", "GangTermination", message))
+        writes.extend(delete(rt, obj, FOREGROUND) for obj in doomed)
+    if wait is not None:
+        wake_at(rt, (PCS, ns, name), wait + 0.5)
+
+
+def wake_at(rt: Runtime, key: tuple[str, str, str], delay: float) -> None:
+    """Enqueue `key` after `delay` seconds (the earliest deadline wins). A timer, not a delayed queue add: a key
+    scheduled hours ahead in the work queue would swallow every earlier add of it until then."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + delay
+    previous = rt.timers.get(key)
+    if previous is not None and not previous.cancelled() and previous.when() <= deadline:
+        return
+    if previous is not None:
+        previous.cancel()
+
+    def fire() -> None:
+        rt.timers.pop(key, None)
+        rt.enqueue(*key)
+
+    rt.timers[key] = loop.call_at(deadline, fire)

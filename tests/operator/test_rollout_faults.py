@@ -1,0 +1,154 @@
+"""Fault test (issue 8): SIGKILL the operator (`grove operator`, a real subprocess) at random moments during
+rolling updates of a 40-replica PodCliqueSet with a scaling group, restart it, and require every run to
+converge: every pod on the new template, none gated, none missing, none terminating, status correct.
+
+Prints the time from a rollout's last restart to convergence (min/median/max); nothing asserts on it. Kept as
+small as the issue allows (40 replicas, 4 pods each) for a 2-core machine; GROVE_FAULT_KILLS (10) kills are
+spread over GROVE_FAULT_ROLLOUTS (3) rollouts (GROVE_FAULT_ROLLOUTS=10: one kill per rollout, ~25 min here)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import statistics
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_operator_integration import ROOT, Operator, get, wait_for
+
+from grove.api import constants as c
+
+REPLICAS = 40
+PER_REPLICA = 4  # frontend x1, prefill [leader x1, worker x2] x1
+KILLS = int(os.environ.get("GROVE_FAULT_KILLS", "10"))
+ROLLOUTS = max(1, min(KILLS, int(os.environ.get("GROVE_FAULT_ROLLOUTS", "3"))))
+
+
+@pytest.fixture(scope="module")
+def operator(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "api/crds"))
+    wait_for(
+        "CRDs established",
+        lambda: (
+            cluster.kubectl(
+                "wait", "--for=condition=Established", "crd", "--all", "--timeout=10s", check=False
+            ).returncode
+            == 0
+        ),
+        timeout=90,
+    )
+    cluster.create_nodes(2, "fault-node-")
+    op = Operator(Path(cluster.kubeconfig), tmp_path_factory.mktemp("fault-operator"))
+    op.start()
+    try:
+        yield op
+    finally:
+        op.stop()
+        print(op.logs()[-4000:])
+
+
+def workload(namespace: str) -> dict[str, Any]:
+    def clique(name: str, replicas: int) -> dict[str, Any]:
+        container = {"name": "main", "image": "busybox", "env": [{"name": "VERSION", "value": "0"}]}
+        spec = {"roleName": name, "replicas": replicas, "minAvailable": 1, "podSpec": {"containers": [container]}}
+        return {"name": name, "spec": spec}
+
+    return {
+        "apiVersion": "grove.io/v1alpha1",
+        "kind": "PodCliqueSet",
+        "metadata": {"name": "ft", "namespace": namespace},
+        "spec": {
+            "replicas": REPLICAS,
+            "template": {
+                "cliques": [clique("frontend", 1), clique("leader", 1), clique("worker", 2)],
+                "podCliqueScalingGroups": [
+                    {"name": "prefill", "cliqueNames": ["leader", "worker"], "replicas": 1, "minAvailable": 1}
+                ],
+            },
+        },
+    }
+
+
+def converged(cluster: Any, namespace: str, version: str) -> list[str]:
+    """What still differs from a finished rollout to `version` (empty: converged)."""
+    items = json.loads(cluster.kubectl("get", "pods", "-n", namespace, "-o", "json").stdout)["items"]
+    problems: list[str] = []
+    if len(items) != REPLICAS * PER_REPLICA:
+        problems.append(f"{len(items)} pods, want {REPLICAS * PER_REPLICA}")
+    pclqs = {
+        q["metadata"]["name"]: q
+        for q in json.loads(cluster.kubectl("get", "pclq", "-n", namespace, "-o", "json").stdout)["items"]
+    }
+    counts = {"old": 0, "gated": 0, "terminating": 0, "not ready": 0, "stale hash": 0}
+    for p in items:
+        env = {e["name"]: e.get("value") for e in p["spec"]["containers"][0].get("env") or []}
+        counts["old"] += env.get("VERSION") != version
+        counts["gated"] += bool(p["spec"].get("schedulingGates"))
+        counts["terminating"] += bool(p["metadata"].get("deletionTimestamp"))
+        counts["not ready"] += not any(
+            x["type"] == "Ready" and x["status"] == "True" for x in p["status"].get("conditions") or []
+        )
+        owner = pclqs.get(p["metadata"]["labels"][c.LABEL_PODCLIQUE])
+        counts["stale hash"] += owner is None or (
+            owner["metadata"]["labels"][c.LABEL_POD_TEMPLATE_HASH] != p["metadata"]["labels"][c.LABEL_POD_TEMPLATE_HASH]
+        )
+    problems += [f"{n} {what}" for what, n in counts.items() if n]
+    pcs = get(cluster, namespace, "pcs", "ft")
+    st = pcs.get("status") or {}
+    progress = st.get("updateProgress") or {}
+    if st.get("observedGeneration") != pcs["metadata"]["generation"]:
+        problems.append("status not at the current generation")
+    if st.get("updatedReplicas") != REPLICAS or st.get("availableReplicas") != REPLICAS:
+        problems.append(f"status updated/available {st.get('updatedReplicas')}/{st.get('availableReplicas')}")
+    if not progress.get("updateEndedAt") or progress.get("currentlyUpdating"):
+        problems.append(f"updateProgress not ended: {progress.get('currentlyUpdating')}")
+    if progress.get("updatedPodCliquesCount") != REPLICAS or progress.get("updatedPodCliqueScalingGroupsCount") != (
+        REPLICAS
+    ):
+        problems.append("updateProgress counts")
+    return problems
+
+
+@pytest.mark.timeout(300 + ROLLOUTS * 600)
+def test_sigkill_during_rollouts_always_converges(cluster: Any, namespace: str, operator: Operator) -> None:
+    rng = random.Random(int(os.environ.get("GROVE_FAULT_SEED", "8")))
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(workload(namespace)))
+    wait_for("initial workload converged", lambda: not converged(cluster, namespace, "0"), timeout=600, op=operator)
+    times: list[float] = []
+    # KILLS kills spread over ROLLOUTS rollouts (one PCS replica at a time makes a 40-replica rollout take about
+    # two minutes here): each kill lands at a random moment of a rollout still running, the operator is
+    # restarted at once, and after a rollout's last kill it must converge.
+    plan = [KILLS // ROLLOUTS + (1 if r < KILLS % ROLLOUTS else 0) for r in range(ROLLOUTS)]
+    for run, kills in enumerate(plan, start=1):
+        version = str(run)
+        patch = [
+            {
+                "op": "replace",
+                "path": f"/spec/template/cliques/{k}/spec/podSpec/containers/0/env/0/value",
+                "value": version,
+            }
+            for k in range(3)
+        ]
+        cluster.kubectl("patch", "pcs", "ft", "-n", namespace, "--type=json", "-p", json.dumps(patch))
+        for _ in range(kills):
+            time.sleep(rng.uniform(0.5, 25.0))  # create, delete, ungate or status write in flight
+            operator.kill()
+            operator.start()
+        started = time.monotonic()
+        problems: list[str] = ["not checked yet"]
+        deadline = started + 900
+        while problems and time.monotonic() < deadline:
+            problems = converged(cluster, namespace, version)
+            if problems:
+                time.sleep(0.5)
+        assert not problems, f"rollout {run}: not converged after SIGKILL: {problems}\n{operator.logs()[-3000:]}"
+        times.append(time.monotonic() - started)
+        print(f"rollout {run}: {kills} kills, converged {times[-1]:.1f}s after the last restart", flush=True)
+    print(
+        f"SIGKILL x{KILLS} during {ROLLOUTS} rollouts of {REPLICAS} replicas x {PER_REPLICA} pods: time to converge "
+        f"min {min(times):.1f}s median {statistics.median(times):.1f}s max {max(times):.1f}s"
+    )
