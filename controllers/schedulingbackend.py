@@ -20,6 +20,7 @@ from controllers.client import ApiError, Kube
 from grove.api import PodCliqueSet
 from grove.api import constants as c
 from grove.api.topology import level_keys
+from grove.claims import sharing
 from grove.expansion import podgang, workload
 from grove.expansion import topology as topo
 from grove.expansion.spec import SpecError
@@ -62,10 +63,13 @@ async def discover(kube: Kube) -> bool:
 
 
 def backend_name(backends: Backends, model: PodCliqueSet) -> str:
-    """The backend serving a PodCliqueSet's gangs."""
-    if backends.workload_api and podgang.scheduler_name(model) == c.DEFAULT_SCHEDULER_NAME:
-        return workload.BACKEND
-    return NO_BACKEND
+    """The backend serving a PodCliqueSet's gangs. Pods of one PodClique sharing a claim are not gang-scheduled:
+    kube-scheduler v1.37.2 cannot place such a gang (`grove.claims.sharing.pods_of_a_clique_share_a_claim`)."""
+    if not backends.workload_api or podgang.scheduler_name(model) != c.DEFAULT_SCHEDULER_NAME:
+        return NO_BACKEND
+    if sharing.pods_of_a_clique_share_a_claim(model):
+        return NO_BACKEND
+    return workload.BACKEND
 
 
 async def topology_keys(

@@ -172,6 +172,23 @@ def pod_claims(
     return out
 
 
+def pods_of_a_clique_share_a_claim(pcs: PodCliqueSet) -> bool:
+    """Whether two pods of one PodClique would reference the same shared claim (a PCS- or PCSG-level entry
+    that reaches a clique, or `devices` sharing PerReplica/AllReplicas). kube-scheduler v1.37.2's gang
+    placement cannot place such a gang: the second pod of the PodGroup waits forever on "resource claim ... is
+    in the process of being allocated" (docs/gang-scheduling.md), so such PodCliqueSets are not gang-scheduled."""
+    grouped = {member: g.name for g in pcs.spec.template.pod_clique_scaling_groups or [] for member in g.clique_names}
+    for tpl in pcs.spec.template.cliques:
+        group = grouped.get(tpl.name)
+        j = 0 if group is not None else None
+        first = {claim.name for claim in pod_claims(pcs, tpl.name, 0, group, j, 0)}
+        second = {claim.name for claim in pod_claims(pcs, tpl.name, 0, group, j, 1)}
+        devices = devices_pod_claim(pcs, tpl.name, 0)
+        if first & second or devices is not None:
+            return True
+    return False
+
+
 def devices_pod_claim(pcs: PodCliqueSet, clique: str, replica: int) -> SharedClaim | None:
     """The shared claim behind a clique's `devices` for a pod of `replica` (None for PerPod or no devices)."""
     tpl = clique_template(pcs, clique)

@@ -269,6 +269,12 @@ def test_resource_sharing_example_end_to_end(cluster: Any, e2e: Env) -> None:
         **{f"sharing-0-decode-{k}-shared-gpu": [f"sharing-0-decode-{k}"] for k in range(2)},
     }
     nodes = {pod_name: wait_bound(api, ns, pod_name, timeout=120) for pods in users.values() for pod_name in pods}
+    # Pods of one PodClique share a claim here, which kube-scheduler v1.37.2's gang placement cannot place, so
+    # this PodCliqueSet is scheduled pod by pod and its PodGang says so (docs/gang-scheduling.md).
+    gang = wait_for(lambda: (g := client.CustomObjectsApi(api).get_namespaced_custom_object(
+        "scheduler.grove.io", "v1alpha1", ns, "podgangs", "sharing-0")).get("status") and g, 60, "PodGang status")
+    messages = [cond.get("message", "") for cond in gang["status"].get("conditions") or []]
+    assert any("backend none" in m for m in messages), messages
     for claim_name, pods in users.items():
         claim = wait_for(lambda claim_name=claim_name: (c := api.sanitize_for_serialization(
             client.ResourceV1Api(api).read_namespaced_resource_claim(claim_name, ns))).get("status", {}).get(
