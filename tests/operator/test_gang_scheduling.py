@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_operator_integration import ROOT, Operator, wait_for
+from test_operator_integration import Operator, install_crds, wait_for
 
 from grove.devcluster.nodes import delete_nodes
 
@@ -27,17 +27,7 @@ WINDOW = 12.0
 
 @pytest.fixture(scope="module")
 def operator(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "api/crds"))
-    wait_for(
-        "CRDs established",
-        lambda: (
-            cluster.kubectl(
-                "wait", "--for=condition=Established", "crd", "--all", "--timeout=10s", check=False
-            ).returncode
-            == 0
-        ),
-        timeout=90,
-    )
+    install_crds(cluster)
     op = Operator(Path(cluster.kubeconfig), tmp_path_factory.mktemp("operator-gang"))
     op.start()
     try:

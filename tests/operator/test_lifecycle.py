@@ -14,24 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_operator_integration import ROOT, Operator, get, pods, wait_for
+from test_operator_integration import Operator, get, install_crds, pods, wait_for
 
 from grove.api import constants as c
 
 
 @pytest.fixture(scope="module")
 def operator(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "api/crds"))
-    wait_for(
-        "CRDs established",
-        lambda: (
-            cluster.kubectl(
-                "wait", "--for=condition=Established", "crd", "--all", "--timeout=10s", check=False
-            ).returncode
-            == 0
-        ),
-        timeout=90,
-    )
+    install_crds(cluster)
     cluster.create_nodes(2, "lc-node-")
     op = Operator(Path(cluster.kubeconfig), tmp_path_factory.mktemp("lifecycle-operator"))
     op.start()

@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from grove.api import constants as c
+from grove.devcluster.crds import crd_names, wait_established
 from grove.expansion import graph
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,20 +73,16 @@ class Operator:
         return "\n".join(p.read_text(errors="replace")[-4000:] for p in sorted(self.log_dir.glob("operator-*.log")))
 
 
+def install_crds(cluster: Any) -> None:
+    """Apply api/crds and wait for each of them by name (issue 14: `kubectl wait ... crd --all` fails while any
+    CRD in the cluster, ours or another test's, has no status yet)."""
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "api/crds"))
+    wait_established(cluster.api_client, crd_names([ROOT / "api/crds"]), timeout=90)
+
+
 @pytest.fixture(scope="module")
 def operator(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "api/crds"))
-    # A CRD that was just created has no conditions yet (kubectl wait then errors): retry.
-    wait_for(
-        "CRDs established",
-        lambda: (
-            cluster.kubectl(
-                "wait", "--for=condition=Established", "crd", "--all", "--timeout=10s", check=False
-            ).returncode
-            == 0
-        ),
-        timeout=90,
-    )
+    install_crds(cluster)
     cluster.create_nodes(6, "op-node-")  # room for 1000 pods (250 per KWOK node)
     op = Operator(Path(cluster.kubeconfig), tmp_path_factory.mktemp("operator"))
     op.start()

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_operator_integration import ROOT, Operator, get, wait_for
+from test_operator_integration import Operator, get, install_crds, wait_for
 
 from grove.api import constants as c
 
@@ -30,17 +30,7 @@ ROLLOUTS = max(1, min(KILLS, int(os.environ.get("GROVE_FAULT_ROLLOUTS", "3"))))
 
 @pytest.fixture(scope="module")
 def operator(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "api/crds"))
-    wait_for(
-        "CRDs established",
-        lambda: (
-            cluster.kubectl(
-                "wait", "--for=condition=Established", "crd", "--all", "--timeout=10s", check=False
-            ).returncode
-            == 0
-        ),
-        timeout=90,
-    )
+    install_crds(cluster)
     cluster.create_nodes(2, "fault-node-")
     op = Operator(Path(cluster.kubeconfig), tmp_path_factory.mktemp("fault-operator"))
     op.start()
