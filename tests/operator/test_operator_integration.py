@@ -266,9 +266,23 @@ def test_invalid_spec_creates_nothing_and_says_why(cluster: Any, namespace: str,
     cliques = pcs["spec"]["template"]["cliques"]
     cliques[0]["spec"]["startsAfter"] = [cliques[-1]["name"]]
     cliques[-1]["spec"]["startsAfter"] = [cliques[0]["name"]]
-    result = cluster.kubectl("apply", "-f", "-", input=json.dumps(pcs), check=False)
-    if result.returncode != 0:
-        pytest.skip(f"the CRD/admission already rejects this spec: {result.stderr.strip()}")
+    # The admission policy (deploy/admission, issue 11) refuses startsAfter cycles; the operator's SpecValid check
+    # is the backstop for a cluster installed without it (CRDs applied alone), so the policy's binding is
+    # taken away for this create and restored after.
+    policy = str(ROOT / "deploy/admission/podcliqueset-policy.yaml")
+    binding = ("validatingadmissionpolicybinding", "grove-podcliqueset-rules")
+    had_binding = cluster.kubectl("get", *binding, check=False).returncode == 0
+    cluster.kubectl("delete", *binding, "--ignore-not-found", "--wait=true")
+    try:
+        # The API server stops enforcing a removed binding within a second or two.
+        wait_for(
+            "cyclic spec admitted without the policy",
+            lambda: cluster.kubectl("apply", "-f", "-", input=json.dumps(pcs), check=False).returncode == 0,
+            timeout=30,
+        )
+    finally:
+        if had_binding:
+            cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", policy)
 
     def spec_invalid() -> bool:
         conds = get(cluster, namespace, "pcs", "cyclic").get("status", {}).get("conditions", [])
