@@ -72,6 +72,11 @@ class ApiError(Exception):
         except ValueError:
             return ""
 
+    @property
+    def namespace_terminating(self) -> bool:
+        """A create refused because its namespace is being deleted: an expected race, not a failure."""
+        return self.status == 403 and "NamespaceTerminating" in self.body
+
 
 def _retryable(error: BaseException) -> bool:
     if isinstance(error, ApiError):
