@@ -248,7 +248,7 @@ def test_rollout_one_pcs_replica_and_one_group_replica_at_a_time(
     assert group["currentPodCliqueSetGenerationHash"] == st["currentGenerationHash"]
     events = cluster.kubectl("get", "events", "-n", namespace, "-o", "json").stdout
     assert "ReplicaUpdating" in events and "RollingUpdateFinished" in events
-    assert "rolling update to" in operator.logs()
+    assert any("rolling update to" in text for text in operator.full_logs())
 
 
 # -------------------------------------------------------------------------------------- gang termination

@@ -70,7 +70,11 @@ class Operator:
                 self.proc.kill()
 
     def logs(self) -> str:
-        return "\n".join(p.read_text(errors="replace")[-4000:] for p in sorted(self.log_dir.glob("operator-*.log")))
+        """The last 4000 characters of each run's log (for failure messages)."""
+        return "\n".join(text[-4000:] for text in self.full_logs())
+
+    def full_logs(self) -> list[str]:
+        return [p.read_text(errors="replace") for p in sorted(self.log_dir.glob("operator-*.log"))]
 
 
 def install_crds(cluster: Any) -> None:
