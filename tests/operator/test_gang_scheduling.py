@@ -11,11 +11,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from test_operator_integration import Operator, install_crds, wait_for
+from test_operator_integration import Operator, running_operator, wait_for
 
 from grove.devcluster.nodes import delete_nodes
 
@@ -27,14 +26,7 @@ WINDOW = 12.0
 
 @pytest.fixture(scope="module")
 def operator(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
-    install_crds(cluster)
-    op = Operator(Path(cluster.kubeconfig), tmp_path_factory.mktemp("operator-gang"))
-    op.start()
-    try:
-        yield op
-    finally:
-        op.stop()
-        print(op.logs()[-6000:])
+    yield from running_operator(cluster, tmp_path_factory, "gang")
 
 
 class Pool:

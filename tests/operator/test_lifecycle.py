@@ -10,26 +10,17 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from test_operator_integration import Operator, get, install_crds, pods, wait_for
+from test_operator_integration import Operator, get, pods, running_operator, wait_for
 
 from grove.api import constants as c
 
 
 @pytest.fixture(scope="module")
 def operator(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
-    install_crds(cluster)
-    cluster.create_nodes(2, "lc-node-")
-    op = Operator(Path(cluster.kubeconfig), tmp_path_factory.mktemp("lifecycle-operator"))
-    op.start()
-    try:
-        yield op
-    finally:
-        op.stop()
-        print(op.logs()[-6000:])
+    yield from running_operator(cluster, tmp_path_factory, "lc", nodes=2)
 
 
 def container() -> dict[str, Any]:

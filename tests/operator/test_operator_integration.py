@@ -84,17 +84,26 @@ def install_crds(cluster: Any) -> None:
     wait_established(cluster.api_client, crd_names([ROOT / "api/crds"]), timeout=90)
 
 
-@pytest.fixture(scope="module")
-def operator(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
+def running_operator(
+    cluster: Any, tmp_path_factory: pytest.TempPathFactory, name: str, nodes: int = 0
+) -> Iterator[Operator]:
+    """A module's operator: our CRDs installed, `nodes` KWOK nodes named `<name>-node-<i>`, the operator process
+    started; stopped after the module, with its log's tail printed."""
     install_crds(cluster)
-    cluster.create_nodes(6, "op-node-")  # room for 1000 pods (250 per KWOK node)
-    op = Operator(Path(cluster.kubeconfig), tmp_path_factory.mktemp("operator"))
+    if nodes:
+        cluster.create_nodes(nodes, f"{name}-node-")
+    op = Operator(Path(cluster.kubeconfig), tmp_path_factory.mktemp(f"{name}-operator"))
     op.start()
     try:
         yield op
     finally:
         op.stop()
         print(op.logs()[-6000:])
+
+
+@pytest.fixture(scope="module")
+def operator(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
+    yield from running_operator(cluster, tmp_path_factory, "op", nodes=6)  # room for 1000 pods (250 per node)
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 120.0, op: Operator | None = None) -> Any:

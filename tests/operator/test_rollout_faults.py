@@ -14,11 +14,10 @@ import random
 import statistics
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from test_operator_integration import Operator, get, install_crds, wait_for
+from test_operator_integration import Operator, get, running_operator, wait_for
 
 from grove.api import constants as c
 
@@ -30,15 +29,7 @@ ROLLOUTS = max(1, min(KILLS, int(os.environ.get("GROVE_FAULT_ROLLOUTS", "3"))))
 
 @pytest.fixture(scope="module")
 def operator(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
-    install_crds(cluster)
-    cluster.create_nodes(2, "fault-node-")
-    op = Operator(Path(cluster.kubeconfig), tmp_path_factory.mktemp("fault-operator"))
-    op.start()
-    try:
-        yield op
-    finally:
-        op.stop()
-        print(op.logs()[-4000:])
+    yield from running_operator(cluster, tmp_path_factory, "fault", nodes=2)
 
 
 def workload(namespace: str) -> dict[str, Any]:
