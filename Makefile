@@ -9,7 +9,7 @@ BIN := .cache/bin
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help venv controlplane helm image crds install test test-unit sandbox sandbox-down lint clean-sandbox
+.PHONY: help venv controlplane helm image crds install test test-faults test-unit sandbox sandbox-down lint clean-sandbox
 
 help:
 	@echo "make venv          create $(VENV) and pip install -e '.[dev]'"
@@ -57,7 +57,10 @@ crds: venv
 install: venv controlplane helm
 
 test: install
-	$(VENV)/bin/pytest -q -m "not gpu" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q -m "not gpu and not faults" $(PYTEST_ARGS)
+
+test-faults: install
+	$(VENV)/bin/pytest -q -s -m faults $(PYTEST_ARGS)
 
 test-unit: venv
 	$(VENV)/bin/pytest -q -m "not integration and not gpu" $(PYTEST_ARGS)
