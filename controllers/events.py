@@ -7,7 +7,7 @@ import logging
 import uuid
 from typing import Any
 
-from controllers.client import Kube
+from controllers.client import ApiError, Kube
 from controllers.runtime import now
 
 log = logging.getLogger("grove.events")
@@ -39,5 +39,10 @@ async def post(kube: Kube, obj: dict[str, Any], type_: str, reason: str, message
     }
     try:
         await kube.create(event)
+    except ApiError as error:
+        if error.namespace_terminating:  # the object is going with its namespace (issue 14): nobody will read it
+            log.debug("event %s on %s dropped: namespace %s is terminating", reason, meta["name"], meta["namespace"])
+            return
+        log.warning("could not post event %s on %s: %s", reason, meta["name"], error)
     except Exception as error:  # never let an Event break a reconcile
         log.warning("could not post event %s on %s: %s", reason, meta["name"], error)

@@ -264,3 +264,26 @@ def test_template_change_rolls_one_pcs_replica_and_one_group_replica() -> None:
     assert deleted == ["PodClique/mn-0-sg-1-lead", "PodClique/mn-0-sg-1-work"]
     pcsg_patches = sorted(n for v, n, _ in kube.calls if v == "patch" and n.startswith("PodCliqueScalingGroup/"))
     assert pcsg_patches == [f"PodCliqueScalingGroup/mn-{i}-sg" for i in range(3)]
+
+
+def test_an_event_refused_because_its_namespace_is_terminating_is_dropped_quietly(caplog: Any) -> None:
+    """Issue 14 (seen in CI): an Event posted while the test's namespace is deleted logged a 403 warning."""
+    from controllers import events
+    from controllers.client import ApiError
+
+    class RefusingKube(FakeKube):
+        def __init__(self, body: str) -> None:
+            super().__init__()
+            self.body = body
+
+        async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+            raise ApiError(403, self.body, "POST", "/api/v1/namespaces/ns/events")
+
+    pcs = {"apiVersion": "grove.io/v1alpha1", "kind": "PodCliqueSet", "metadata": {"name": "a", "namespace": "ns"}}
+    terminating = '{"reason":"Forbidden","details":{"causes":[{"reason":"NamespaceTerminating"}]},"code":403}'
+    caplog.set_level("DEBUG", logger="grove.events")
+    asyncio.run(events.post(RefusingKube(terminating), pcs, "Normal", "RollingUpdateFinished", "done"))  # type: ignore[arg-type]
+    assert [r.levelname for r in caplog.records] == ["DEBUG"]
+    caplog.clear()
+    asyncio.run(events.post(RefusingKube('{"reason":"Forbidden","code":403}'), pcs, "Normal", "X", "y"))  # type: ignore[arg-type]
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
