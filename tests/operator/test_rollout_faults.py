@@ -89,6 +89,19 @@ def converged(cluster: Any, namespace: str, version: str) -> list[str]:
         problems.append("status not at the current generation")
     if st.get("updatedReplicas") != REPLICAS or st.get("availableReplicas") != REPLICAS:
         problems.append(f"status updated/available {st.get('updatedReplicas')}/{st.get('availableReplicas')}")
+        # Which children keep a replica from counting as available (the stuck case seen once in CI).
+        pcsgs = json.loads(cluster.kubectl("get", "pcsg", "-n", namespace, "-o", "json").stdout)["items"]
+        for obj in [*pclqs.values(), *pcsgs]:
+            cond = next(
+                (x for x in (obj.get("status") or {}).get("conditions") or [] if x["type"] == "MinAvailableBreached"),
+                None,
+            )
+            if cond is None or cond["status"] != "False":
+                state = "no condition" if cond is None else f"{cond['status']}/{cond.get('reason')}"
+                problems.append(
+                    f"{obj['kind']} {obj['metadata']['name']} MinAvailableBreached {state}: "
+                    f"{json.dumps(obj.get('status'))[:600]}"
+                )
     if not progress.get("updateEndedAt") or progress.get("currentlyUpdating"):
         problems.append(f"updateProgress not ended: {progress.get('currentlyUpdating')}")
     if progress.get("updatedPodCliquesCount") != REPLICAS or progress.get("updatedPodCliqueScalingGroupsCount") != (
