@@ -283,7 +283,7 @@ def test_an_event_refused_because_its_namespace_is_terminating_is_dropped_quietl
     terminating = '{"reason":"Forbidden","details":{"causes":[{"reason":"NamespaceTerminating"}]},"code":403}'
     caplog.set_level("DEBUG", logger="grove.events")
     asyncio.run(events.post(RefusingKube(terminating), pcs, "Normal", "RollingUpdateFinished", "done"))  # type: ignore[arg-type]
-    assert [r.levelname for r in caplog.records] == ["DEBUG"]
+    assert [r.levelname for r in caplog.records if r.name == "grove.events"] == ["DEBUG"]
     caplog.clear()
     asyncio.run(events.post(RefusingKube('{"reason":"Forbidden","code":403}'), pcs, "Normal", "X", "y"))  # type: ignore[arg-type]
-    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert [r.levelname for r in caplog.records if r.name == "grove.events"] == ["WARNING"]
