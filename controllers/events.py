@@ -39,10 +39,8 @@ async def post(kube: Kube, obj: dict[str, Any], type_: str, reason: str, message
     }
     try:
         await kube.create(event)
-    except ApiError as error:
-        if error.namespace_terminating:  # the object is going with its namespace (issue 14): nobody will read it
+    except Exception as error:  # never let an Event break a reconcile
+        if isinstance(error, ApiError) and error.namespace_terminating:  # it goes with its namespace (issue 14)
             log.debug("event %s on %s dropped: namespace %s is terminating", reason, meta["name"], meta["namespace"])
             return
-        log.warning("could not post event %s on %s: %s", reason, meta["name"], error)
-    except Exception as error:  # never let an Event break a reconcile
         log.warning("could not post event %s on %s: %s", reason, meta["name"], error)
