@@ -44,11 +44,15 @@ sys.path.insert(0, str(ROOT))
 
 from grove.api import constants as c  # noqa: E402
 from grove.expansion import graph  # noqa: E402
+from grove.expansion import spec as specs  # noqa: E402
+from grove.expansion import workload as gang_objects  # noqa: E402
 
 NS = "grove-bench"
 WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE", "APPLY"}
 METRIC = re.compile(r"^apiserver_request_total\{([^}]*)\} ([0-9.e+]+)$")
 # What the operator writes (Events are left out: the scheduler posts one per pod).
+# A floor client named `<client>+gang` also creates the kube-scheduler Workload API objects (issue #9).
+GANG_SUFFIX = "+gang"
 OPERATOR_RESOURCES = {"podcliquesets", "podcliques", "podcliquescalinggroups", "podgangs", "services"}
 
 
@@ -412,15 +416,29 @@ def run_operator_phases(kubectl: Kubectl, api_client: Any, kubeconfig: str, args
     return results
 
 
-def floor_objects(pcss: list[dict[str, Any]], uids: dict[str, str]) -> list[dict[str, Any]]:
+def floor_objects(pcss: list[dict[str, Any]], uids: dict[str, str], gang: bool = False) -> list[dict[str, Any]]:
     """The same objects (Services, PodCliques, PodGangs, Pods), as the operator would end with: pods ungated,
-    owner references kept only to the PodCliqueSet (pods' owners do not exist yet in a one-shot bulk create)."""
+    owner references kept only to the PodCliqueSet (pods' owners do not exist yet in a one-shot bulk create).
+
+    `gang`: the floor of gang scheduling (issue #9) - first each gang's kube-scheduler Workload API objects
+    (Workload, CompositePodGroup, PodGroups, owned by the PodCliqueSet here), then pods that join their
+    PodGroup, so the scheduler does the same all-or-nothing work as under the operator."""
     expanded = []
     for spec in pcss:
         spec = copy.deepcopy(spec)
         spec["metadata"]["uid"] = uids[spec["metadata"]["name"]]
         expanded.append(graph.expand(spec))
     out = []
+    if gang:
+        for g in expanded:
+            model = specs.load(g.pcs)
+            for podgang_obj in g.podgangs:
+                index = int(podgang_obj["metadata"]["labels"][c.LABEL_PCS_REPLICA_INDEX])
+                with_uid = copy.deepcopy(podgang_obj)
+                with_uid["metadata"]["uid"] = "floor"
+                for obj in gang_objects.scheduling_objects(with_uid, gang_objects.template_names(model, index, {})):
+                    obj["metadata"]["ownerReferences"] = podgang_obj["metadata"]["ownerReferences"]
+                    out.append(obj)
     # Pods first (then PodCliques, PodGangs, Services): the same order the operator's priorities give, so the
     # "pods created" milestones compare like with like.
     for kind in ("pods", "podcliques", "podgangs", "services"):
@@ -432,6 +450,9 @@ def floor_objects(pcss: list[dict[str, Any]], uids: dict[str, str]) -> list[dict
                 obj["spec"].pop("schedulingGates", None)
                 obj["metadata"].pop("ownerReferences")
                 obj["metadata"]["labels"]["grove-bench/floor"] = "true"
+                if gang:
+                    clique = obj["metadata"]["labels"][c.LABEL_PODCLIQUE]
+                    obj["spec"]["schedulingGroup"] = gang_objects.scheduling_group(clique)
             out.append(obj)
     return out
 
@@ -500,7 +521,9 @@ def run_floor(kubectl: Kubectl, api_client: Any, kubeconfig: str, args: Any, cli
         )
     )
     uids = {o["metadata"]["name"]: o["metadata"]["uid"] for o in applied.get("items") or [applied]}
-    objects = floor_objects(pcss, uids)
+    gang = client.endswith(GANG_SUFFIX)
+    client = client.removesuffix(GANG_SUFFIX)
+    objects = floor_objects(pcss, uids, gang)
     pods_total = sum(o["kind"] == "Pod" for o in objects)
     watch = PodWatch(api_client)
     time.sleep(1)
@@ -512,7 +535,7 @@ def run_floor(kubectl: Kubectl, api_client: Any, kubeconfig: str, args: Any, cli
     m1 = write_metrics(kubectl)
     watch.stop.set()
     result = {
-        "client": client,
+        "client": client + (GANG_SUFFIX if gang else ""),
         "objects": len(objects),
         "all_objects_created_s": round(t_created - t0, 2),
         "pods_created_s": round(times.get("Pod", float("nan")), 2),
@@ -554,7 +577,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--concurrency", type=int, default=16, help="operator --concurrency (its default)")
     parser.add_argument("--floor-concurrency", type=int, default=64)
-    parser.add_argument("--floor-clients", default="aiohttp,kubernetes.aio")
+    parser.add_argument("--floor-clients", default="aiohttp,kubernetes.aio,aiohttp+gang")
     parser.add_argument("--operator-args", nargs="*", default=[])
     parser.add_argument(
         "--operator-cmd",
@@ -664,17 +687,23 @@ def _default_label(args: Any) -> str:
 
 
 def ratios(r: dict[str, Any]) -> dict[str, Any]:
-    """Operator over floor, like with like: the watch's p100 of each milestone, against the best floor client
-    for that milestone (the strictest comparison)."""
+    """Operator over floor, like with like: the watch's p100 of each milestone, against the best plain floor
+    client for that milestone (the strictest comparison), and against the gang-scheduled floor if it ran (the
+    same scheduler work as the operator's pods when gang scheduling is on)."""
     phases = r["deploy"]["phases"]
     out: dict[str, Any] = {}
+    plain = [f for f in r["floor"] if not f["client"].endswith(GANG_SUFFIX)]
+    gang = [f for f in r["floor"] if f["client"].endswith(GANG_SUFFIX)]
     for phase in ("created", "ready"):
-        floors = [f for f in r["floor"] if phase in f["phases"]]
-        if not floors or phase not in phases:
+        if phase not in phases:
             continue
-        best = min(floors, key=lambda f: f["phases"][phase]["p100"])
-        out[f"pods_{phase}_vs_floor"] = round(phases[phase]["p100"] / best["phases"][phase]["p100"], 2)
-        out[f"{phase}_floor_client"] = best["client"]
+        floors = [f for f in plain if phase in f["phases"]]
+        if floors:
+            best = min(floors, key=lambda f: f["phases"][phase]["p100"])
+            out[f"pods_{phase}_vs_floor"] = round(phases[phase]["p100"] / best["phases"][phase]["p100"], 2)
+            out[f"{phase}_floor_client"] = best["client"]
+        for floor in (f for f in gang if phase in f["phases"]):
+            out[f"pods_{phase}_vs_gang_floor"] = round(phases[phase]["p100"] / floor["phases"][phase]["p100"], 2)
     return out
 
 

@@ -192,6 +192,9 @@ _CREATE_PRIORITY = {
     "PodClique": PRIORITY_PODS,
     "PodCliqueScalingGroup": PRIORITY_PODS,
     "PodGang": PRIORITY_PODS,  # before its pods, so they need no gate (issue #13)
+    # The scheduler holds a gang's pods until their PodGroup tree exists (issue #9): with the pods, not after.
+    "PodGroup": PRIORITY_PODS,
+    "CompositePodGroup": PRIORITY_PODS,
     "Event": PRIORITY_EVENTS,
 }
 

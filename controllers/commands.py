@@ -37,6 +37,7 @@ def operator_main(args: argparse.Namespace) -> int:
         retry_period=args.retry_period,
         metrics_port=args.metrics_port,
         health_port=args.health_port,
+        gang_scheduling=args.gang_scheduling,
     )
 
     async def main() -> None:
@@ -76,6 +77,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--startup-wait-image",
         default=DEFAULT_STARTUP_WAIT_IMAGE,
         help=f"image of the startup-order init container (default {DEFAULT_STARTUP_WAIT_IMAGE})",
+    )
+    parser.add_argument(
+        "--gang-scheduling",
+        choices=["auto", "off"],
+        default="auto",
+        help="auto (default): gang-schedule through kube-scheduler's Workload API when the cluster serves it; "
+        "off: PodGangs only, pods are scheduled one by one (Grove's default-scheduler backend)",
     )
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     election = parser.add_argument_group("leader election (a coordination.k8s.io Lease; followers write nothing)")

@@ -215,7 +215,10 @@ async def run(options: Options, stop: asyncio.Event | None = None) -> None:
     write nothing before it is held; losing it stops the operator (raises LeaseLost: exit and restart)."""
     kube = Kube(Connection.from_kubeconfig(), concurrency=options.concurrency, qps=options.qps, burst=options.burst)
     rt = Runtime(kube=kube, options=options)
-    rt.backends.workload_api = await schedulingbackend.discover(kube)  # issue #9: once, at start
+    if options.gang_scheduling == "off":
+        log.info("gang scheduling: off (--gang-scheduling=off), pods are scheduled one by one")
+    else:
+        rt.backends.workload_api = await schedulingbackend.discover(kube)  # issue #9: once, at start
     stop_flag = stop or asyncio.Event()
     kopf_ready = asyncio.Event()
     elector = (

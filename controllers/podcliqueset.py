@@ -190,7 +190,10 @@ def _sync_gangs(
     templates = workload.template_names(model, i, group_replicas) if backend == workload.BACKEND else {}
     for gang in gangs:
         observed = rt.cache.podgang(ns, gang["metadata"]["name"])
-        writes.append(ensure(rt, gang, observed))
+        if observed is None and backend == workload.BACKEND:
+            writes.append(_create_gang(rt, gang, templates))
+        else:
+            writes.append(ensure(rt, gang, observed))
         if observed is not None:
             if backend == workload.BACKEND:
                 current = {**gang, "metadata": observed["metadata"]}
@@ -202,6 +205,16 @@ def _sync_gangs(
                 writes.append(write_status(rt, observed, gang_status, (PCS, ns, name)))
     desired_names = {g["metadata"]["name"] for g in gangs}
     writes.extend(delete(rt, gang) for gang in observed_gangs if gang["metadata"]["name"] not in desired_names)
+
+
+async def _create_gang(rt: Runtime, gang: dict[str, Any], templates: dict[str, str]) -> None:
+    """Create a PodGang and, from the create's answer (its uid: they are owned by it), its backend objects at
+    once, so the scheduler can take the gang's pods as soon as they exist rather than one PCS pass (and every
+    pod create already queued) later (issue #13)."""
+    created = await ensure(rt, gang, None)
+    if created is not None:
+        creates = schedulingbackend.gang_creates(rt.kube, rt.backends, created, templates)
+        await run(counted(create) for create in creates)
 
 
 def _sync_hpas(

@@ -37,6 +37,7 @@ class Options:
     retry_period: float = 2.0
     metrics_port: int = 0  # 0: not served
     health_port: int = 0
+    gang_scheduling: str = "auto"  # auto | off (issue #9)
 
 
 @dataclass

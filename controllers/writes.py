@@ -76,29 +76,29 @@ async def run(writes: Iterable[Awaitable[Any]]) -> int:
     return counter[0] - before
 
 
-async def ensure(rt: Runtime, desired: dict[str, Any], observed: dict[str, Any] | None) -> None:
-    """Create if missing (unless a create is already in flight), patch if labels/annotations/spec differ."""
+async def ensure(rt: Runtime, desired: dict[str, Any], observed: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Create if missing (unless a create is already in flight), patch if labels/annotations/spec differ.
+    Returns the created object as the API server answered (None when nothing was created)."""
     key = object_key(desired)
     if observed is None:
         if rt.creates.pending(key):
-            return
+            return None
         rt.creates.expect(key)
         count()
         try:
-            await rt.kube.create(desired)
+            return await rt.kube.create(desired)
         except Exception:
             rt.creates.observe(key)  # let the retry write again
             raise
-        return
     rt.creates.observe(key)
     if observed["metadata"].get("deletionTimestamp"):
-        return
+        return None
     patch = diff.update_patch(desired, observed)
     if patch is None:
-        return
+        return None
     rv = observed["metadata"].get("resourceVersion")
     if rt.writes.pending(("spec", key), (rv, repr(patch))):
-        return
+        return None
     rt.writes.expect(("spec", key), (rv, repr(patch)))
     count()
     try:
@@ -106,6 +106,7 @@ async def ensure(rt: Runtime, desired: dict[str, Any], observed: dict[str, Any] 
     except Exception:
         rt.writes.observe(("spec", key))
         raise
+    return None
 
 
 async def write_status(

@@ -90,7 +90,8 @@ def _composite(min_groups: int) -> dict[str, Any]:
 
 def scheduling_objects(gang: dict[str, Any], templates: Mapping[str, str]) -> list[dict[str, Any]]:
     """The Workload, CompositePodGroups and PodGroups of one observed PodGang (it must have a uid: everything is
-    owned by it). Creation order: Workload, CompositePodGroups (parents first), PodGroups."""
+    owned by it). Creation order: Workload, CompositePodGroups (parents first), PodGroups. A gang of a single
+    PodClique with no gang-level topology is one PodGroup without a parent (and a Workload of one template)."""
     meta = gang["metadata"]
     name = meta["name"]
     ns = meta.get("namespace")
@@ -155,6 +156,21 @@ def scheduling_objects(gang: dict[str, Any], templates: Mapping[str, str]) -> li
             for _, template, members, key in packs
         ]
     )
+    controller = {"apiGroup": c.SCHEDULER_GROUP, "kind": c.KIND_PODGANG, "name": name}
+    if len(podgroups) == 1 and not packs and not root_key:
+        # A gang of one PodClique (Grove's most common shape, e.g. ScaleTest_1000) is that PodGroup alone: a
+        # composite over one child says nothing more, and a PodGroup without a parent needs no CompositePodGroup.
+        # One write less per gang, and the scheduler walks a tree of one (issue #13).
+        group = podgroups[0]
+        out.append(obj(BETA, "Workload", name, {"controllerRef": controller, "podGroupTemplates": direct}))
+        body = {
+            "workloadRef": {"workloadName": name, "templateName": templates.get(group["name"], "pclq")},
+            "schedulingPolicy": _gang(int(group.get("minReplicas") or 1)),
+            **_constraints(_required(group.get("topologyConstraint"))),
+            **extra,
+        }
+        out.append(obj(BETA, "PodGroup", pod_group_name(group["name"]), body))
+        return out
     if direct:
         root_template["podGroupTemplates"] = direct
     if nested:
@@ -162,7 +178,6 @@ def scheduling_objects(gang: dict[str, Any], templates: Mapping[str, str]) -> li
     lists = [direct, nested, *[t["podGroupTemplates"] for t in nested]]
     if all(len(items) <= MAX_TEMPLATES for items in lists):
         # Informational only (the scheduler never reads Workloads); skipped where the API's limits forbid it.
-        controller = {"apiGroup": c.SCHEDULER_GROUP, "kind": c.KIND_PODGANG, "name": name}
         body = {"controllerRef": controller, "compositePodGroupTemplates": [root_template]}
         out.append(obj(BETA, "Workload", name, body))
     out.append(

@@ -27,7 +27,8 @@ def _pcs(**template: Any) -> Any:
 
 
 def _gangs(model: Any, keys: topo.TopologyKeys = topo.NO_TOPOLOGY) -> list[dict[str, Any]]:
-    owner = {"apiVersion": "grove.io/v1alpha1", "kind": "PodCliqueSet", "metadata": {"name": "tp", "uid": "u"}}
+    name = model.metadata.name
+    owner = {"apiVersion": "grove.io/v1alpha1", "kind": "PodCliqueSet", "metadata": {"name": name, "uid": "u"}}
     gangs = podgang.podgangs(model, owner, 0, {"sg": 2}, {}, keys)
     for gang in gangs:
         gang["metadata"]["uid"] = f"uid-{gang['metadata']['name']}"
@@ -69,6 +70,28 @@ def test_scheduling_objects_mirror_the_gang() -> None:
     scaled_objs = workload.scheduling_objects(scaled, workload.template_names(model, 0, {"sg": 2}))
     names = [o["metadata"]["name"] for o in scaled_objs]
     assert names == ["tp-0-sg-0", "tp-0-sg-0", "tp-0-sg-1-lead", "tp-0-sg-1-work"]
+
+
+def test_a_gang_of_one_podclique_is_one_podgroup_without_a_composite() -> None:
+    single = specs.load(make_pcs("one", 1, [clique("worker", 2)]))
+    (gang,) = _gangs(single)
+    objs = workload.scheduling_objects(gang, workload.template_names(single, 0, {}))
+    assert [(o["kind"], o["metadata"]["name"]) for o in objs] == [("Workload", "one-0"), ("PodGroup", "one-0-worker")]
+    workload_spec, group = objs[0]["spec"], objs[1]["spec"]
+    assert "compositePodGroupTemplates" not in workload_spec
+    template = {"name": "pclq-worker", "schedulingPolicy": {"gang": {"minCount": 2}}}
+    assert workload_spec["podGroupTemplates"] == [template]
+    assert "parentCompositePodGroupName" not in group
+    assert group["schedulingPolicy"] == {"gang": {"minCount": 2}}
+    assert group["workloadRef"] == {"workloadName": "one-0", "templateName": "pclq-worker"}
+    # A gang-level required topology needs the composite: it is the only place that constraint can live.
+    zoned = make_pcs("one", 1, [clique("worker", 2)])
+    zoned["spec"]["template"]["topologyConstraint"] = {"topologyName": "ct", "pack": {"required": "zone"}}
+    model = specs.load(zoned)
+    keys, _ = topo.translate(model, LEVELS)
+    (gang,) = _gangs(model, keys)
+    kinds = [o["kind"] for o in workload.scheduling_objects(gang, {})]
+    assert kinds == ["Workload", "CompositePodGroup", "PodGroup"]
 
 
 def test_required_topology_on_every_level() -> None:
