@@ -12,7 +12,7 @@ from controllers import claimobjects, events, lifecycle, schedulingbackend
 from controllers.queue_keys import PCS
 from controllers.runtime import Loaded, Runtime, now
 from controllers.workqueue import Hints
-from controllers.writes import counted, delete, ensure, replica_index, run, write_status
+from controllers.writes import delete, ensure, replica_index, run, write_status
 from grove.api import constants as c
 from grove.expansion import claims, hpa, naming, podclique, podgang, scalinggroup, service, status, update, workload
 from grove.expansion import spec as specs
@@ -197,8 +197,9 @@ def _sync_gangs(
         if observed is not None:
             if backend == workload.BACKEND:
                 current = {**gang, "metadata": observed["metadata"]}
-                creates = schedulingbackend.gang_creates(rt.kube, rt.backends, current, templates)
-                writes.extend(counted(create) for create in creates)
+                # Not counted: these objects are not watched (and after a restart they are answered
+                # AlreadyExists), so no event would bring the pass back for the status it skipped (issue 8).
+                writes.extend(schedulingbackend.gang_creates(rt.kube, rt.backends, current, templates))
             pods = {g["name"]: rt.cache.pods(ns, g["name"]) for g in gang["spec"]["podgroups"]}
             gang_status = podgang.podgang_status(gang, pods, observed.get("status"), stamp, backend)
             if observed.get("status") or gang_status["conditions"][0]["status"] == "True":
@@ -213,8 +214,7 @@ async def _create_gang(rt: Runtime, gang: dict[str, Any], templates: dict[str, s
     pod create already queued) later (issue #13)."""
     created = await ensure(rt, gang, None)
     if created is not None:
-        creates = schedulingbackend.gang_creates(rt.kube, rt.backends, created, templates)
-        await run(counted(create) for create in creates)
+        await run(schedulingbackend.gang_creates(rt.kube, rt.backends, created, templates))
 
 
 def _sync_hpas(

@@ -8,14 +8,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from controllers import podclique, podcliqueset, scalinggroup
+from controllers import lifecycle, podclique, podcliqueset, scalinggroup
 from controllers.client import ApiError
 from controllers.queue_keys import PCLQ, PCS, PCSG
 from controllers.runtime import Runtime
 from controllers.workqueue import Hints, Key
-from controllers.writes import start_counting
+from controllers.writes import sent, start_counting
 
 log = logging.getLogger("grove.reconcile")
+
+# A reconcile that wrote skips its status step and relies on the watch events of its writes to come back. A
+# write the watch never reports (a create answered AlreadyExists, a patch the server found to change nothing,
+# an object not watched) would leave the status stale for good (issue 8): the key is looked at once more after
+# this long anyway. A timer, not a delayed queue add, so it never holds back an earlier event.
+RECHECK_AFTER_WRITES = 5.0
 
 RECONCILERS: dict[str, Callable[[Runtime, str, str, Hints], Awaitable[None]]] = {
     PCS: podcliqueset.reconcile,
@@ -32,6 +38,8 @@ async def dispatch(rt: Runtime, key: Key, hints: Hints) -> None:
         return
     try:
         await reconciler(rt, ns, name, hints)
+        if sent():
+            lifecycle.wake_at(rt, key, RECHECK_AFTER_WRITES)
     except ApiError as error:
         if not error.namespace_terminating:
             raise

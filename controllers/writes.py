@@ -38,6 +38,12 @@ def start_counting() -> None:
     _SENT.set([0])
 
 
+def sent() -> int:
+    """Requests counted since `start_counting` (the current reconcile)."""
+    counter = _SENT.get(None)
+    return counter[0] if counter is not None else 0
+
+
 def count() -> None:
     counter = _SENT.get(None)
     if counter is not None:

@@ -451,6 +451,35 @@ def test_crash_during_1000_pod_expansion_converges_without_duplicates(
     cluster.kubectl("delete", "pcs", "crash", "-n", namespace, "--wait=true", "--timeout=120s", timeout=130)
 
 
+def test_restart_recomputes_a_stale_status_with_nothing_left_to_create(
+    cluster: Any, namespace: str, operator: Operator
+) -> None:
+    """Issue 8 (the stuck `available 39/40` of the SIGKILL test): an operator killed after the last child
+    changed but before the PCS status caught up must correct that status after its restart, although nothing
+    else will ever change. The restart's first pass re-sends the gangs' kube-scheduler objects (answered
+    AlreadyExists, and never watched): it used to count them as writes whose watch events bring the next pass,
+    skip the status, and wait for an event that never came."""
+    pcs = load(ROOT / "examples/single-node-disaggregated.yaml", namespace)
+    apply(cluster, pcs)
+    name = pcs["metadata"]["name"]
+    cluster.kubectl("wait", "--for=condition=Ready", f"pcs/{name}", "-n", namespace, "--timeout=120s", timeout=130)
+    operator.kill()
+    stale = {"status": {"availableReplicas": 0, "updatedReplicas": 0}}
+    cluster.kubectl(
+        "patch", "pcs", name, "-n", namespace, "--subresource=status", "--type=merge", "-p", json.dumps(stale)
+    )
+    assert get(cluster, namespace, "pcs", name)["status"]["availableReplicas"] == 0
+    operator.start()
+    want = pcs["spec"].get("replicas", 1)
+    wait_for(
+        "status recomputed after the restart",
+        lambda: get(cluster, namespace, "pcs", name)["status"].get("availableReplicas") == want,
+        timeout=60,
+        op=operator,
+    )
+    cluster.kubectl("delete", "pcs", name, "-n", namespace, "--wait=true", "--timeout=120s", timeout=130)
+
+
 # -------------------------------------------------------------------------------------------------- claims
 
 
