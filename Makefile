@@ -18,6 +18,7 @@ help:
 	@echo "make install       all three of the above"
 	@echo "make image         build the grove-py container image (needs podman, docker or buildah)"
 	@echo "make test          install, then run every test (unit + integration against a local control plane)"
+	@echo "make test-faults   only the SIGKILL-during-rollouts fault test (part of make test)"
 	@echo "make test-unit     unit tests only (no control plane)"
 	@echo "make sandbox       install, then start a detached sandbox cluster (3 CPU + 2 GPU KWOK nodes)"
 	@echo "make sandbox-down  stop the sandbox"
@@ -57,7 +58,7 @@ crds: venv
 install: venv controlplane helm
 
 test: install
-	$(VENV)/bin/pytest -q -m "not gpu and not faults" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q -m "not gpu" $(PYTEST_ARGS)
 
 test-faults: install
 	$(VENV)/bin/pytest -q -s -m faults $(PYTEST_ARGS)

@@ -2,9 +2,10 @@
 rolling updates of a 40-replica PodCliqueSet with a scaling group, restart it, and require every run to
 converge: every pod on the new template, none gated, none missing, none terminating, status correct.
 
-Prints the time from a rollout's last restart to convergence (min/median/max); nothing asserts on it. Kept as
-small as the issue allows (40 replicas, 4 pods each) for a 2-core machine; GROVE_FAULT_KILLS (10) kills are
-spread over GROVE_FAULT_ROLLOUTS (3) rollouts (GROVE_FAULT_ROLLOUTS=10: one kill per rollout, ~25 min here)."""
+Every kill lands while a rollout is still running (checked right before it). Prints the time from a rollout's
+last restart to convergence (min/median/max); nothing asserts on it. Kept as small as the issue allows (40
+replicas, 4 pods each) for a 2-core machine; GROVE_FAULT_KILLS (10) kills are spread over at least
+GROVE_FAULT_ROLLOUTS (3) rollouts; GROVE_FAULT_SEED picks the moments."""
 
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ from test_operator_integration import Operator, get, running_operator, wait_for
 
 from grove.api import constants as c
 
-# Not in `make test` (issue 8 stays open): one full-suite CI run saw a rollout whose pods all converged while
-# the PCS status stayed at available 39/40 after the last restart; run it with `make test-faults`.
+# In `make test`; `make test-faults` runs it alone. It once caught a PCS status stuck at available 39/40 after
+# the last restart (issue 8: a pass that only re-sent unwatched objects skipped its status for good).
 pytestmark = pytest.mark.faults
 
 REPLICAS = 40
@@ -122,7 +123,9 @@ def roll_to(cluster: Any, namespace: str, version: str) -> None:
 
 
 @pytest.mark.timeout(300 + MAX_ROLLOUTS * 300)
-def test_sigkill_during_rollouts_always_converges(cluster: Any, namespace: str, operator: Operator) -> None:
+def test_sigkill_during_rollouts_always_converges(
+    cluster: Any, namespace: str, operator: Operator, capsys: pytest.CaptureFixture[str]
+) -> None:
     rng = random.Random(int(os.environ.get("GROVE_FAULT_SEED", "8")))
     cluster.kubectl("apply", "-f", "-", input=json.dumps(workload(namespace)))
     wait_for("initial workload converged", lambda: not converged(cluster, namespace, "0"), timeout=600, op=operator)
@@ -158,8 +161,9 @@ def test_sigkill_during_rollouts_always_converges(cluster: Any, namespace: str, 
         times.append(time.monotonic() - started)
         print(f"rollout {run}: {kills} kills, converged {times[-1]:.1f}s after the last restart", flush=True)
     assert sum(landed) == KILLS, f"only {sum(landed)} of {KILLS} kills landed during a rollout: {landed}"
-    print(
-        f"SIGKILL x{KILLS} during {run} rollouts of {REPLICAS} replicas x {PER_REPLICA} pods (kills per rollout "
-        f"{landed}): time to converge after the last restart min {min(times):.1f}s median "
-        f"{statistics.median(times):.1f}s max {max(times):.1f}s"
-    )
+    with capsys.disabled():  # the figures the issue asks for, shown by `make test` too
+        print(
+            f"\nSIGKILL x{KILLS} during {run} rollouts of {REPLICAS} replicas x {PER_REPLICA} pods (kills per rollout "
+            f"{landed}): time to converge after the last restart min {min(times):.1f}s median "
+            f"{statistics.median(times):.1f}s max {max(times):.1f}s"
+        )
