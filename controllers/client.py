@@ -180,22 +180,25 @@ class PrioritySemaphore:
         self.value += 1
 
 
-# Write priorities (lower first).
+# Write priorities (lower first). Depth first (issue #13): a PodClique's pods (and the PodGroups the scheduler
+# holds them for) go before the PodCliques and PodGangs of further PCS replicas, so scheduling starts with the
+# first replica and overlaps the rest of the creation instead of waiting for every parent object.
 PRIORITY_PODS = 0
 PRIORITY_GATES = 1
-PRIORITY_CHILDREN = 2
-PRIORITY_STATUS = 3
-PRIORITY_EVENTS = 4
+PRIORITY_PARENTS = 2
+PRIORITY_CHILDREN = 3
+PRIORITY_STATUS = 4
+PRIORITY_EVENTS = 5
 RETRY_FIRST_WAIT = 0.1  # seconds before the first retry; then exponential with jitter, at most 5 s
 LATENCY_WEIGHT = 0.05  # of the newest request in the moving average (about the last 20 writes)
 _CREATE_PRIORITY = {
     "Pod": PRIORITY_PODS,
-    "PodClique": PRIORITY_PODS,
-    "PodCliqueScalingGroup": PRIORITY_PODS,
-    "PodGang": PRIORITY_PODS,  # before its pods, so they need no gate (issue #13)
-    # The scheduler holds a gang's pods until their PodGroup tree exists (issue #9): with the pods, not after.
+    # The scheduler holds a gang's pods until their PodGroup tree exists (issue #9): with the pods.
     "PodGroup": PRIORITY_PODS,
     "CompositePodGroup": PRIORITY_PODS,
+    "PodClique": PRIORITY_PARENTS,
+    "PodCliqueScalingGroup": PRIORITY_PARENTS,
+    "PodGang": PRIORITY_PARENTS,  # before its PodCliques (same priority, sent first), so pods need no gate
     "Event": PRIORITY_EVENTS,
 }
 
