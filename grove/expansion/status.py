@@ -301,14 +301,17 @@ def podcliqueset_status(
 
 
 def differs(current: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> bool:
-    """True if any desired status key differs from the current status (keys we do not own are ignored). A
-    None inside a desired object means "absent" (the merge patch removes the key, e.g. `updateEndedAt` when a
-    new rollout starts), so it matches a missing key."""
-    current = current or {}
-    return any(_without_nulls(current.get(k)) != _without_nulls(v) for k, v in desired.items())
+    """True if writing `desired` as a JSON merge patch would change the current status. Keys the patch leaves
+    out are kept at every level, so they never count (keys we do not own, such as the PCS reconcile's
+    `readyReplicaIndicesSelectedToUpdate` inside a PCSG's updateProgress, issue 8); a None removes its key
+    (e.g. `updateEndedAt` when a new rollout starts), so it matches a missing key; lists are replaced whole."""
+    return _changes(current or {}, desired)
 
 
-def _without_nulls(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
-    return value
+def _changes(current: Any, patch: Any) -> bool:
+    if not isinstance(patch, Mapping):
+        return bool(current != patch)
+    if not isinstance(current, Mapping):
+        return True
+    # A null in the current status is as good as absent (the API server stores none).
+    return any(current.get(k) is not None if v is None else _changes(current.get(k), v) for k, v in patch.items())

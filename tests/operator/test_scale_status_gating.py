@@ -257,3 +257,19 @@ def test_pod_view_from_json() -> None:
         False,
         "false",
     )
+
+
+def test_differs_follows_merge_patch_semantics() -> None:
+    current = {
+        "replicas": 2,
+        "updateProgress": {"updateStartedAt": NOW, "readyReplicaIndicesSelectedToUpdate": {"current": 1}},
+    }
+    # A key the patch leaves out is kept (another writer's, issue 8): nothing to write.
+    assert not status.differs(current, {"updateProgress": {"updateStartedAt": NOW}})
+    assert status.differs(current, {"updateProgress": {"updateStartedAt": LATER}})
+    # None removes a key: a write only when the key is there.
+    assert status.differs(current, {"updateProgress": {"readyReplicaIndicesSelectedToUpdate": None}})
+    assert not status.differs(current, {"updateProgress": {"updateEndedAt": None}})
+    assert not status.differs({"a": None}, {"a": None})  # a stored null is absent
+    assert status.differs(current, {"conditions": []}) and status.differs({}, {"x": {"y": None}})
+    assert not status.differs(current, {"replicas": 2}) and status.differs(current, {"replicas": 3})
