@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from grove.api import constants as c
-from grove.expansion import conditions, labels, scale
+from grove.expansion import conditions, labels, rollout, scale
 from grove.expansion.observed import PodView
 
 REASON_NOT_YET_AVAILABLE = "NotYetAvailable"
@@ -25,10 +25,13 @@ def podclique_status(
     now: str,
     generation_hash: str | None = None,
     target_hash: str | None = None,
+    selected: str | None = None,
 ) -> dict[str, Any]:
     """PodClique status from its pods. `generation_hash`/`target_hash`: the PodCliqueSet's generation hash and
     the pod-template hash its template wants for this clique (for updateProgress and
     currentPodCliqueSetGenerationHash; a PodClique waiting for its turn in a rollout is not at the target).
+    `selected`: the Ready pod the rolling update replaces next (`rollout.replacements`), recorded in
+    `updateProgress.readyPodsSelectedToUpdate` before it is deleted (Grove §2.10, issue 8).
 
     MinAvailableBreached (issue 8, Grove §2.8): Unknown/NotYetAvailable until minAvailable was reached once
     (so gang termination never hits a gang that is still starting); Unknown/UpdateInProgress while old-hash
@@ -100,7 +103,7 @@ def podclique_status(
     if generation_hash and at_target and not has_old:
         status["currentPodCliqueSetGenerationHash"] = generation_hash
     finished = not has_old and ready >= min_available
-    progress = _podclique_update_progress(previous, current_hash, generation_hash, finished, now)
+    progress = _podclique_update_progress(previous, current_hash, generation_hash, finished, now, selected)
     if progress is not None:
         status["updateProgress"] = progress
     pclq_labels = meta.get("labels") or {}
@@ -110,19 +113,29 @@ def podclique_status(
 
 
 def _podclique_update_progress(
-    previous: dict[str, Any], current_hash: str | None, generation_hash: str | None, finished: bool, now: str
+    previous: dict[str, Any],
+    current_hash: str | None,
+    generation_hash: str | None,
+    finished: bool,
+    now: str,
+    selected: str | None = None,
 ) -> dict[str, Any] | None:
-    """PCLQ updateProgress: started when its pod-template hash changes in place, ended when no old pod is left
-    and minAvailable pods are Ready. A PodClique created at its template has none."""
+    """PCLQ updateProgress: started when its pod-template hash changes in place (or a Ready old pod is selected
+    for replacement, so the selection can always be recorded), ended when no old pod is left and minAvailable
+    pods are Ready. A PodClique created at its template has none. `readyPodsSelectedToUpdate` names the Ready
+    pods selected in this update and goes when it ends (Grove's markRollingUpdateEnd)."""
     prev = previous.get("updateProgress") or {}
     if not current_hash or not generation_hash:
         return prev or None
     if prev.get("podTemplateHash") == current_hash:
         started, ended = prev.get("updateStartedAt") or now, prev.get("updateEndedAt")
-    elif previous.get("currentPodTemplateHash") not in (None, current_hash):
-        started, ended = now, None
+        chosen = prev.get(rollout.READY_PODS_SELECTED)
+    elif previous.get("currentPodTemplateHash") not in (None, current_hash) or selected is not None:
+        started, ended, chosen = now, None, None
     else:
         return prev or None
+    if selected is not None:
+        ended, chosen = None, rollout.select(chosen, selected)  # an old Ready pod left: not over
     if ended is None and finished:
         ended = now
     return {
@@ -130,6 +143,7 @@ def _podclique_update_progress(
         "updateEndedAt": ended,  # None removes it (merge patch)
         "podCliqueSetGenerationHash": generation_hash,
         "podTemplateHash": current_hash,
+        rollout.READY_PODS_SELECTED: None if ended else chosen,
     }
 
 

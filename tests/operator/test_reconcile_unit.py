@@ -287,3 +287,40 @@ def test_an_event_refused_because_its_namespace_is_terminating_is_dropped_quietl
     caplog.clear()
     asyncio.run(events.post(RefusingKube('{"reason":"Forbidden","code":403}'), pcs, "Normal", "X", "y"))  # type: ignore[arg-type]
     assert [r.levelname for r in caplog.records if r.name == "grove.events"] == ["WARNING"]
+
+
+def test_ready_pod_is_recorded_as_selected_before_it_is_replaced() -> None:
+    """Grove §2.10, issue 8: the PodClique reconcile writes `readyPodsSelectedToUpdate.current` first and deletes
+    the Ready old pod once the observed status names it; the next one moves the previous to `completed`."""
+    world_ = converged(make_pcs(cliques=[clique("fe", 3, 1)]))
+    pcs = world_[0]
+    pcs["metadata"]["generation"] = 2
+    pcs["spec"]["template"]["cliques"][0]["spec"]["podSpec"]["containers"][0]["env"][0]["value"] = "v2"
+    at_new = next(q for q in graph.expand(pcs).podcliques if q["metadata"]["name"] == "mn-0-fe")
+    pclq = next(o for o in world_ if o["kind"] == "PodClique")
+    pclq["metadata"]["labels"] = at_new["metadata"]["labels"]  # as the PCS reconcile patches it
+    pclq["spec"] = at_new["spec"]
+
+    def run_pclq() -> list[tuple[str, str, Any]]:
+        rt, kube = runtime(world_)
+        asyncio.run(reconcile.dispatch(rt, ("pclq", "ns", "mn-0-fe"), None))
+        return kube.calls
+
+    calls = run_pclq()
+    assert [n for v, n, _ in calls if v == "delete"] == []  # not before the status says so
+    body = next(b for v, n, b in calls if v == "patch/status")["status"]
+    assert body["updateProgress"]["readyPodsSelectedToUpdate"] == {"current": "mn-0-fe-2"}
+    pclq["status"] = body
+    calls = run_pclq()
+    assert [n for v, n, _ in calls if v == "delete"] == ["Pod/mn-0-fe-2"]
+    assert run_pclq() == calls  # a restart here takes the same decision (the delete is idempotent)
+
+    # The replacement is Ready at the new template: the next Ready pod is selected, the first one completed.
+    pod2 = next(o for o in world_ if o["metadata"]["name"] == "mn-0-fe-2")
+    new_pod = ready_pod(with_uids([pod.desired_pod(pclq, 2)])[0])
+    world_[world_.index(pod2)] = new_pod
+    calls = run_pclq()
+    assert [n for v, n, _ in calls if v == "delete"] == []
+    body = next(b for v, n, b in calls if v == "patch/status")["status"]
+    selected = body["updateProgress"]["readyPodsSelectedToUpdate"]
+    assert selected == {"current": "mn-0-fe-1", "completed": ["mn-0-fe-2"]}

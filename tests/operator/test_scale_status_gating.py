@@ -130,6 +130,7 @@ def test_podclique_update_progress_follows_its_template_hash() -> None:
         "updateEndedAt": None,
         "podCliqueSetGenerationHash": "gen2",
         "podTemplateHash": "h",
+        "readyPodsSelectedToUpdate": None,  # no Ready pod selected: absent (None removes it)
     }
     assert "currentPodCliqueSetGenerationHash" not in st
     done = status.podclique_status(pclq(prev=st), [view("p-0", 0), view("p-1", 1)], LATER, "gen2", "h")
@@ -257,6 +258,49 @@ def test_pod_view_from_json() -> None:
         False,
         "false",
     )
+
+
+def test_ready_pod_selection_is_recorded_carried_and_cleared_at_the_end() -> None:
+    """Grove §1.3/§2.10, issue 8: `readyPodsSelectedToUpdate` names the Ready pod selected for replacement and
+    the ones before it; it is kept while the update runs and removed when it ends (markRollingUpdateEnd)."""
+    before = status.podclique_status(
+        pclq(), [view("p-0", 0, template_hash="old"), view("p-1", 1, template_hash="old")], NOW
+    )
+    before["currentPodTemplateHash"] = "old"
+    old_pods = [view("p-0", 0, template_hash="old"), view("p-1", 1, template_hash="old")]
+    first = status.podclique_status(pclq(prev=before), old_pods, LATER, "gen2", "h", selected="p-1")
+    assert first["updateProgress"]["readyPodsSelectedToUpdate"] == {"current": "p-1"}
+    assert first["updateProgress"]["updateStartedAt"] == LATER
+    # p-1 is being replaced (nothing selected right now): the record stays.
+    replacing = status.podclique_status(pclq(prev=first), old_pods[:1], LATER, "gen2", "h")
+    assert replacing["updateProgress"]["readyPodsSelectedToUpdate"] == {"current": "p-1"}
+    second = status.podclique_status(
+        pclq(prev=replacing), [old_pods[0], view("p-1", 1)], LATER, "gen2", "h", selected="p-0"
+    )
+    assert second["updateProgress"]["readyPodsSelectedToUpdate"] == {"current": "p-0", "completed": ["p-1"]}
+    done = status.podclique_status(pclq(prev=second), [view("p-0", 0), view("p-1", 1)], LATER, "gen2", "h")
+    assert done["updateProgress"]["updateEndedAt"] == LATER
+    assert done["updateProgress"]["readyPodsSelectedToUpdate"] is None  # removed by the merge patch
+    assert status.differs(second, done)
+
+
+def test_ready_pod_selection_starts_a_new_update_when_the_hash_changes() -> None:
+    ended = {
+        "currentPodTemplateHash": "h",
+        "updateProgress": {
+            "updateStartedAt": NOW,
+            "updateEndedAt": NOW,
+            "podCliqueSetGenerationHash": "gen1",
+            "podTemplateHash": "h0",
+        },
+    }
+    # The recorded update is another template's (e.g. its status was written without a generation hash): a
+    # Ready pod selected now starts this update's record, so the rollout never waits on a record it cannot write.
+    pods = [view("p-0", 0, template_hash="old"), view("p-1", 1, template_hash="old")]
+    st = status.podclique_status(pclq(prev=ended), pods, LATER, "gen2", "h", selected="p-1")
+    assert st["updateProgress"]["podTemplateHash"] == "h"
+    assert st["updateProgress"]["readyPodsSelectedToUpdate"] == {"current": "p-1"}
+    assert st["updateProgress"]["updateEndedAt"] is None
 
 
 def test_differs_follows_merge_patch_semantics() -> None:
