@@ -15,7 +15,7 @@ from typing import Any
 from controllers import events
 from controllers.queue_keys import PCS
 from controllers.runtime import Loaded, Runtime
-from controllers.writes import delete
+from controllers.writes import delete, write_status
 from grove.api import constants as c
 from grove.expansion import gangtermination, naming, pod, update
 from grove.expansion import spec as specs
@@ -147,13 +147,22 @@ async def log_phase(rt: Runtime, pcs: dict[str, Any], loaded: Loaded, current: i
 
 
 def replace_group_replicas(
-    rt: Runtime, pcs: dict[str, Any], view: update.Replica, writes: list[Awaitable[Any]]
+    rt: Runtime, pcs: dict[str, Any], loaded: Loaded, view: update.Replica, writes: list[Awaitable[Any]]
 ) -> None:
     """In the replica being updated, delete the member PodCliques of the scaling-group replicas to replace
-    (together, foreground); the PCSG reconcile re-creates them from the new template once they are gone."""
-    ns = pcs["metadata"].get("namespace", "")
+    (together, foreground); the PCSG reconcile re-creates them from the new template once they are gone. An
+    available group replica goes only once the PCSG status records it as selected (Grove §2.10, issue 8): the
+    first pass writes that, the PCSG's watch event brings the next."""
+    ns, name = pcs["metadata"].get("namespace", ""), pcs["metadata"]["name"]
     for group in view.groups:
-        for j in update.group_replicas_to_replace(group):
+        doomed, ready = update.group_replacements(group)
+        if ready is not None and group.obj is not None:
+            go, record = update.select_group_replica(group.obj.get("status"), loaded.generation_hash or "", ready)
+            if record is not None:
+                writes.append(write_status(rt, group.obj, record, (PCS, ns, name)))
+            if go:
+                doomed.append(ready)
+        for j in doomed:
             members = [m.obj for m in group.replicas[j].members if m.obj is not None]
             if members and not any(m.terminating for m in group.replicas[j].members):
                 log.info(

@@ -244,8 +244,9 @@ def test_status_interval_follows_api_latency() -> None:
 
 def test_template_change_rolls_one_pcs_replica_and_one_group_replica() -> None:
     """A converged world with scaling groups, then a template change: only replica 0 moves (its standalone
-    PodClique gets the new template, the highest group replica's members are deleted whole); the other
-    replicas keep their templates; every PCSG learns of the change through its members-hash annotation."""
+    PodClique gets the new template, the highest group replica's members are deleted whole, once the PCSG
+    status records it as selected: Grove §2.10, issue 8); the other replicas keep their templates; every PCSG
+    learns of the change through its members-hash annotation."""
     pcs = make_pcs(
         replicas=3,
         cliques=[clique("fe", 2), clique("lead", 1), clique("work", 2)],
@@ -261,9 +262,27 @@ def test_template_change_rolls_one_pcs_replica_and_one_group_replica() -> None:
     patched = sorted(n for v, n, b in kube.calls if v == "patch" and "spec" in b and n.startswith("PodClique/"))
     deleted = sorted(n for v, n, _ in kube.calls if v == "delete")
     assert patched == ["PodClique/mn-0-fe"]
-    assert deleted == ["PodClique/mn-0-sg-1-lead", "PodClique/mn-0-sg-1-work"]
+    assert deleted == []  # the PCSG's updateProgress is not at the new generation yet: nowhere to record it
     pcsg_patches = sorted(n for v, n, _ in kube.calls if v == "patch" and n.startswith("PodCliqueScalingGroup/"))
     assert pcsg_patches == [f"PodCliqueScalingGroup/mn-{i}-sg" for i in range(3)]
+
+    # The PCSG reconcile has written its updateProgress for the new generation: the selection is recorded first.
+    gen2 = rt.load(new).generation_hash
+    pcsg = next(o for o in changed if o["metadata"]["name"] == "mn-0-sg")
+    pcsg["status"] = {"updateProgress": {"updateStartedAt": "t", "podCliqueSetGenerationHash": gen2}}
+    rt, kube = runtime(changed)
+    asyncio.run(reconcile.dispatch(rt, ("pcs", "ns", "mn"), None))
+    assert [n for v, n, _ in kube.calls if v == "delete"] == []
+    record = [b for v, n, b in kube.calls if v == "patch/status" and n == "PodCliqueScalingGroup/mn-0-sg"]
+    assert record == [{"status": {"updateProgress": {"readyReplicaIndicesSelectedToUpdate": {"current": 1}}}}]
+
+    # Once the status says so (a restart here takes the same choice again), the group replica goes whole.
+    pcsg["status"]["updateProgress"]["readyReplicaIndicesSelectedToUpdate"] = {"current": 1}
+    rt, kube = runtime(changed)
+    asyncio.run(reconcile.dispatch(rt, ("pcs", "ns", "mn"), None))
+    deleted = sorted(n for v, n, _ in kube.calls if v == "delete")
+    assert deleted == ["PodClique/mn-0-sg-1-lead", "PodClique/mn-0-sg-1-work"]
+    assert not [n for v, n, _ in kube.calls if v == "patch/status" and n.startswith("PodCliqueScalingGroup/")]
 
 
 def test_an_event_refused_because_its_namespace_is_terminating_is_dropped_quietly(caplog: Any) -> None:

@@ -253,3 +253,49 @@ def test_replica_with_a_podclique_already_going_is_left_alone() -> None:
     breach = ("True", "InsufficientReadyPods", stamp(T0))
     view = update.Replica(0, [clique("fe", NEW, breach=breach), clique("x", NEW, terminating=True)], [])
     assert not gangtermination.decide(view, 10, T0 + timedelta(seconds=11)).whole_replica
+
+
+# ------------------------------------------------ readyReplicaIndicesSelectedToUpdate (Grove §2.10, issue 8)
+
+
+def test_group_replacements_keep_the_available_replica_apart() -> None:
+    group = replica(0, groups=3).groups[0]
+    assert update.group_replacements(group) == ([], 2)
+    sick = update.GroupReplica(0, [clique("a", OLD, ready=False), clique("b", OLD)])
+    assert update.group_replacements(update.Group("sg", group.obj, [sick, *group.replicas[1:]])) == ([0], None)
+
+
+def test_the_selected_group_replica_is_recorded_before_it_goes() -> None:
+    assert update.select_group_replica({}, "g2", 1) == (False, None)  # no progress at g2 yet: wait
+    old_gen = {
+        "updateProgress": {"podCliqueSetGenerationHash": "g1", "readyReplicaIndicesSelectedToUpdate": {"current": 1}}
+    }
+    assert update.select_group_replica(old_gen, "g2", 1) == (False, None)  # an earlier update's choice
+    started = {"updateProgress": {"updateStartedAt": "t", "podCliqueSetGenerationHash": "g2"}}
+    go, record = update.select_group_replica(started, "g2", 1)
+    assert not go and record == {"updateProgress": {"readyReplicaIndicesSelectedToUpdate": {"current": 1}}}
+    started["updateProgress"]["readyReplicaIndicesSelectedToUpdate"] = {"current": 1}
+    assert update.select_group_replica(started, "g2", 1) == (True, None)
+    go, record = update.select_group_replica(started, "g2", 0)
+    assert not go and record == {
+        "updateProgress": {"readyReplicaIndicesSelectedToUpdate": {"current": 0, "completed": [1]}}
+    }
+    ended = {"updateProgress": {"podCliqueSetGenerationHash": "g2", "updateEndedAt": "t"}}
+    assert update.select_group_replica(ended, "g2", 0) == (True, None)  # never held up
+
+
+def test_group_update_progress_leaves_the_selection_to_the_pcs_and_clears_it_at_the_end() -> None:
+    running = replica(0, groups=2).groups[0]
+    status = {
+        "updateProgress": {
+            "updateStartedAt": "t0",
+            "podCliqueSetGenerationHash": "g2",
+            "readyReplicaIndicesSelectedToUpdate": {"current": 1},
+        }
+    }
+    progress = update.group_update_progress(status, "g2", running, "t", "t1")
+    assert "readyReplicaIndicesSelectedToUpdate" not in progress  # the merge patch keeps the PCS's value
+    new_update = update.group_update_progress(status, "g3", running, "t", "t1")
+    assert new_update["readyReplicaIndicesSelectedToUpdate"] is None and new_update["updateStartedAt"] == "t1"
+    done = update.group_update_progress(status, "g2", replica(0, at=NEW).groups[0], "t", "t1")
+    assert done["updateEndedAt"] == "t1" and done["readyReplicaIndicesSelectedToUpdate"] is None
