@@ -185,7 +185,9 @@ def terminate_gangs(
     writes: list[Awaitable[Any]],
 ) -> None:
     """Gang termination for the PCS replicas in `indices` (not `skip`, the replica being updated): delete the
-    gang's PodCliques past the delay, re-queue this PCS for the earliest deadline still ahead."""
+    gang's PodCliques past the delay, re-queue this PCS for the earliest deadline still ahead. A whole-replica
+    termination first sets `GangTerminationInProgress` on the replica's PCSGs (Grove §2.9, issue 8); their
+    watch events bring the pass that deletes. A flag whose termination is no longer due is set False again."""
     model = loaded.model
     assert model is not None
     ns, name = pcs["metadata"].get("namespace", ""), pcs["metadata"]["name"]
@@ -200,7 +202,15 @@ def terminate_gangs(
         if decision.wait is not None:
             wait = decision.wait if wait is None else min(wait, decision.wait)
         doomed: list[dict[str, Any]] = []
+        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        for pcsg in gangtermination.abandoned(view, decision):  # its breach recovered before the delete
+            writes.append(write_status(rt, pcsg, gangtermination.flag_status(pcsg, i, stamp, False), (PCS, ns, name)))
         if decision.whole_replica:
+            unflagged = gangtermination.unflagged(view)
+            if unflagged:
+                for pcsg in unflagged:
+                    writes.append(write_status(rt, pcsg, gangtermination.flag_status(pcsg, i, stamp), (PCS, ns, name)))
+                continue
             doomed = [cl.obj for cl in view.cliques() if cl.obj is not None]
         for group_name, j in decision.group_replicas:
             group = next(g for g in view.groups if g.name == group_name)

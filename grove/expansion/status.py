@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from grove.api import constants as c
-from grove.expansion import conditions, labels, rollout, scale
+from grove.expansion import conditions, gangtermination, labels, rollout, scale
 from grove.expansion.observed import PodView
 
 REASON_NOT_YET_AVAILABLE = "NotYetAvailable"
@@ -223,6 +223,18 @@ def scaling_group_status(
             gen,
         ),
     ]
+    if not breached and _recovered_since_flag(pcsg, members, want):
+        # Set by the PCS-level gang termination, cleared once MinAvailableBreached is False again (Grove §1.4).
+        new_conditions.append(
+            conditions.make(
+                c.CONDITION_GANG_TERMINATION_IN_PROGRESS,
+                "False",
+                "SufficientAvailablePodCliqueScalingGroupReplicas",
+                f"MinAvailableBreached is False again: {healthy} healthy replicas, minAvailable {min_available}",
+                now,
+                gen,
+            )
+        )
     out: dict[str, Any] = {
         "observedGeneration": gen,
         "replicas": want,
@@ -239,6 +251,19 @@ def scaling_group_status(
     if generation_hash:
         out["currentPodCliqueSetGenerationHash"] = generation_hash
     return out
+
+
+def _recovered_since_flag(
+    pcsg: Mapping[str, Any], members: Mapping[int, list[dict[str, Any] | None]], want: int
+) -> bool:
+    """Whether a PCSG's `GangTerminationInProgress=True` is over (issue 8): with MinAvailableBreached False, every
+    member was re-evaluated since the flag. The flag is written *before* the PodCliques are deleted, while a PCSG
+    that did not cause the termination is still healthy; a member from before the flag means the termination
+    has not happened yet. Re-created members get new conditions, so this needs no sight of the breach between."""
+    flagged = gangtermination.flagged_since(dict(pcsg))
+    if flagged is None:
+        return False
+    return not any(gangtermination.from_before_flag(m, flagged) for j in range(want) for m in members.get(j) or [])
 
 
 def podcliqueset_status(

@@ -343,3 +343,37 @@ def test_ready_pod_is_recorded_as_selected_before_it_is_replaced() -> None:
     body = next(b for v, n, b in calls if v == "patch/status")["status"]
     selected = body["updateProgress"]["readyPodsSelectedToUpdate"]
     assert selected == {"current": "mn-0-fe-1", "completed": ["mn-0-fe-2"]}
+
+
+def test_pcs_gang_termination_flags_every_pcsg_before_it_deletes() -> None:
+    """Grove §2.9, issue 8: `GangTerminationInProgress=True` goes on every PCSG of the replica first; the
+    PodCliques are deleted on the pass that sees the flags (a restart in between deletes then)."""
+    pcs = make_pcs(
+        cliques=[clique("fe", 1, 1), clique("lead", 1)],
+        groups=[{"name": "sg", "cliqueNames": ["lead"], "replicas": 1, "minAvailable": 1}],
+    )
+    pcs["spec"]["template"]["terminationDelay"] = "10s"
+    world_ = converged(pcs)
+    fe = next(o for o in world_ if o["metadata"]["name"] == "mn-0-fe")
+    breach = next(x for x in fe["status"]["conditions"] if x["type"] == c.CONDITION_MIN_AVAILABLE_BREACHED)
+    breach.update(status="True", reason="InsufficientReadyPods", lastTransitionTime="2026-01-01T00:00:00Z")
+
+    def run_pcs() -> list[tuple[str, str, Any]]:
+        rt, kube = runtime(world_)
+        asyncio.run(reconcile.dispatch(rt, ("pcs", "ns", "mn"), None))
+        return kube.calls
+
+    calls = run_pcs()
+    assert [n for v, n, _ in calls if v == "delete"] == []
+    flags = [(n, b) for v, n, b in calls if v == "patch/status" and n.startswith("PodCliqueScalingGroup/")]
+    assert [n for n, _ in flags] == ["PodCliqueScalingGroup/mn-0-sg"]
+    cond = flags[0][1]["status"]["conditions"][-1]
+    assert (cond["type"], cond["status"], cond["reason"]) == (
+        "GangTerminationInProgress",
+        "True",
+        "GangTerminationActive",
+    )
+    next(o for o in world_ if o["metadata"]["name"] == "mn-0-sg")["status"] = flags[0][1]["status"]
+    calls = run_pcs()
+    assert sorted(n for v, n, _ in calls if v == "delete") == ["PodClique/mn-0-fe", "PodClique/mn-0-sg-0-lead"]
+    assert not [n for v, n, _ in calls if v == "patch/status" and n.startswith("PodCliqueScalingGroup/")]

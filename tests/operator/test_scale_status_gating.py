@@ -317,3 +317,45 @@ def test_differs_follows_merge_patch_semantics() -> None:
     assert not status.differs({"a": None}, {"a": None})  # a stored null is absent
     assert status.differs(current, {"conditions": []}) and status.differs({}, {"x": {"y": None}})
     assert not status.differs(current, {"replicas": 2}) and status.differs(current, {"replicas": 3})
+
+
+def test_gang_termination_in_progress_is_cleared_when_the_group_recovers() -> None:
+    """Grove §1.4: set by the PCS-level gang termination, cleared once MinAvailableBreached is False again, here
+    only with every member re-evaluated since the flag (issue 8: the flag is written before the delete, while a
+    PCSG that did not cause the termination is still healthy)."""
+    before, flagged_at = "2025-12-31T23:00:00Z", NOW
+
+    def member(breached: str, since: str = LATER) -> dict[str, Any]:
+        conds = [
+            {"type": c.CONDITION_PODCLIQUE_SCHEDULED, "status": "True"},
+            {"type": c.CONDITION_MIN_AVAILABLE_BREACHED, "status": breached, "lastTransitionTime": since},
+        ]
+        return {"spec": {"replicas": 1, "minAvailable": 1}, "status": {"readyReplicas": 1, "conditions": conds}}
+
+    flag = {
+        "type": c.CONDITION_GANG_TERMINATION_IN_PROGRESS,
+        "status": "True",
+        "reason": c.REASON_GANG_TERMINATION_ACTIVE,
+        "lastTransitionTime": flagged_at,
+    }
+    pcsg = {
+        "metadata": {"name": "mn-0-sg", "labels": {c.LABEL_PART_OF: "mn"}},
+        "spec": {"replicas": 2, "minAvailable": 1},
+        "status": {"conditions": [flag]},
+    }
+    # Healthy, but its members are still the ones from before the flag: the termination has not happened yet.
+    pending = status.scaling_group_status(pcsg, {0: [member("False", before)], 1: [member("False", before)]}, LATER)
+    assert conditions.get(pending["conditions"], c.CONDITION_GANG_TERMINATION_IN_PROGRESS) == flag
+    half = status.scaling_group_status(pcsg, {0: [member("False")], 1: [member("False", before)]}, LATER)
+    assert conditions.get(half["conditions"], c.CONDITION_GANG_TERMINATION_IN_PROGRESS) == flag
+    recreating = status.scaling_group_status(pcsg, {0: [member("Unknown")], 1: [member("Unknown")]}, LATER)
+    assert conditions.get(recreating["conditions"], c.CONDITION_GANG_TERMINATION_IN_PROGRESS) == flag
+    # Re-created and available again: cleared, even if this PCSG's own MinAvailableBreached never showed True.
+    recovered = status.scaling_group_status(pcsg, {0: [member("False")], 1: [member("False")]}, LATER)
+    cond = conditions.get(recovered["conditions"], c.CONDITION_GANG_TERMINATION_IN_PROGRESS)
+    assert cond is not None and (cond["status"], cond["lastTransitionTime"]) == ("False", LATER)
+    pcsg["status"] = recovered
+    again = status.scaling_group_status(pcsg, {0: [member("False")], 1: [member("False")]}, LATER)
+    assert not status.differs(recovered, again)  # zero steady-state writes
+    never = status.scaling_group_status({**pcsg, "status": {}}, {0: [member("False")], 1: [member("False")]}, LATER)
+    assert conditions.get(never["conditions"], c.CONDITION_GANG_TERMINATION_IN_PROGRESS) is None  # not invented
