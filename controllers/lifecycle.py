@@ -15,7 +15,7 @@ from typing import Any
 from controllers import events
 from controllers.queue_keys import PCS
 from controllers.runtime import Loaded, Runtime
-from controllers.writes import delete
+from controllers.writes import delete, write_status
 from grove.api import constants as c
 from grove.expansion import gangtermination, naming, pod, update
 from grove.expansion import spec as specs
@@ -147,13 +147,22 @@ async def log_phase(rt: Runtime, pcs: dict[str, Any], loaded: Loaded, current: i
 
 
 def replace_group_replicas(
-    rt: Runtime, pcs: dict[str, Any], view: update.Replica, writes: list[Awaitable[Any]]
+    rt: Runtime, pcs: dict[str, Any], loaded: Loaded, view: update.Replica, writes: list[Awaitable[Any]]
 ) -> None:
     """In the replica being updated, delete the member PodCliques of the scaling-group replicas to replace
-    (together, foreground); the PCSG reconcile re-creates them from the new template once they are gone."""
-    ns = pcs["metadata"].get("namespace", "")
+    (together, foreground); the PCSG reconcile re-creates them from the new template once they are gone. An
+    available group replica goes only once the PCSG status records it as selected (Grove §2.10, issue 8): the
+    first pass writes that, the PCSG's watch event brings the next."""
+    ns, name = pcs["metadata"].get("namespace", ""), pcs["metadata"]["name"]
     for group in view.groups:
-        for j in update.group_replicas_to_replace(group):
+        doomed, ready = update.group_replacements(group)
+        if ready is not None and group.obj is not None:
+            go, record = update.select_group_replica(group.obj.get("status"), loaded.generation_hash or "", ready)
+            if record is not None:
+                writes.append(write_status(rt, group.obj, record, (PCS, ns, name)))
+            if go:
+                doomed.append(ready)
+        for j in doomed:
             members = [m.obj for m in group.replicas[j].members if m.obj is not None]
             if members and not any(m.terminating for m in group.replicas[j].members):
                 log.info(
@@ -176,7 +185,9 @@ def terminate_gangs(
     writes: list[Awaitable[Any]],
 ) -> None:
     """Gang termination for the PCS replicas in `indices` (not `skip`, the replica being updated): delete the
-    gang's PodCliques past the delay, re-queue this PCS for the earliest deadline still ahead."""
+    gang's PodCliques past the delay, re-queue this PCS for the earliest deadline still ahead. A whole-replica
+    termination first sets `GangTerminationInProgress` on the replica's PCSGs (Grove §2.9, issue 8); their
+    watch events bring the pass that deletes. A flag whose termination is no longer due is set False again."""
     model = loaded.model
     assert model is not None
     ns, name = pcs["metadata"].get("namespace", ""), pcs["metadata"]["name"]
@@ -191,7 +202,15 @@ def terminate_gangs(
         if decision.wait is not None:
             wait = decision.wait if wait is None else min(wait, decision.wait)
         doomed: list[dict[str, Any]] = []
+        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        for pcsg in gangtermination.abandoned(view, decision):  # its breach recovered before the delete
+            writes.append(write_status(rt, pcsg, gangtermination.flag_status(pcsg, i, stamp, False), (PCS, ns, name)))
         if decision.whole_replica:
+            unflagged = gangtermination.unflagged(view)
+            if unflagged:
+                for pcsg in unflagged:
+                    writes.append(write_status(rt, pcsg, gangtermination.flag_status(pcsg, i, stamp), (PCS, ns, name)))
+                continue
             doomed = [cl.obj for cl in view.cliques() if cl.obj is not None]
         for group_name, j in decision.group_replicas:
             group = next(g for g in view.groups if g.name == group_name)

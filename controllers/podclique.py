@@ -38,12 +38,32 @@ async def reconcile(rt: Runtime, ns: str, name: str, hints: Hints) -> None:
     pods = [p for p in named if p.owner_uid in (None, pclq["metadata"].get("uid"))]
     parents_ok = _parents_available(rt, ns, pclq)
     gang, base_ok = _gang_state(rt, ns, pclq)
+    owner = rt.cache.pcs(ns, (pclq["metadata"].get("labels") or {}).get(c.LABEL_PART_OF, ""))
+    replacing = _replacements(pclq, pods, owner)
+    desired = _desired_status(rt, pclq, pods, owner, replacing.ready)
     writes: list[Awaitable[Any]] = []
-    await _sync_pods(rt, ns, pclq, pods, named, parents_ok, gating.schedulable(pclq, gang, base_ok), writes)
+    schedulable = gating.schedulable(pclq, gang, base_ok)
+    await _sync_pods(rt, ns, pclq, pods, named, parents_ok, schedulable, owner, replacing, desired, writes)
     _sync_gates(rt, ns, gating.pods_to_ungate(pclq, pods, gang, base_ok), pods, parents_ok, writes)
     if await run(writes):
         return
-    await _sync_status(rt, ns, name, pclq, pods)
+    await _sync_status(rt, ns, name, pclq, desired)
+
+
+def _replacements(pclq: dict[str, Any], pods: list[PodView], owner: dict[str, Any] | None) -> rollout.Replacements:
+    """The rolling update's pods to replace now (none without a PodCliqueSet)."""
+    if owner is None:
+        return rollout.Replacements()
+    spec = pclq.get("spec") or {}
+    want = int(spec.get("replicas", 0))
+    strategy = ((owner.get("spec") or {}).get("updateStrategy") or {}).get("type", rollout.ROLLING_RECREATE)
+    return rollout.replacements(
+        pods,
+        (pclq["metadata"].get("labels") or {}).get(c.LABEL_POD_TEMPLATE_HASH),
+        want,
+        int(spec.get("minAvailable") or want or 1),
+        strategy,
+    )
 
 
 def _parents_available(rt: Runtime, ns: str, pclq: dict[str, Any]) -> bool:
@@ -86,15 +106,19 @@ async def _sync_pods(
     named: list[PodView],
     parents_ok: bool,
     schedulable: set[str],
+    owner: dict[str, Any] | None,
+    replacing: rollout.Replacements,
+    desired_status: dict[str, Any],
     writes: list[Awaitable[Any]],
 ) -> None:
     """Missing pod indices are created (an index whose name is still held, by any pod, waits; without Grove's
     gate when they are schedulable already, issue #13: one write per pod instead of two); scale-in (highest
-    index first), then the rolling update's replacements (grove/expansion/rollout.py) are deleted."""
+    index first), then the rolling update's replacements (grove/expansion/rollout.py) are deleted: a Ready
+    one only once the observed status records it as selected (Grove §2.10, issue 8), so the status step
+    writes the selection first and its watch event brings the delete."""
     spec = pclq.get("spec") or {}
     labels = pclq["metadata"].get("labels") or {}
     want = int(spec.get("replicas", 0))
-    owner = rt.cache.pcs(ns, labels.get(c.LABEL_PART_OF, ""))
     model = rt.load(owner).model if owner is not None else None
     gang_scheduling, keys = False, NO_TOPOLOGY
     missing = scale.missing_pod_indices(named, want)
@@ -117,16 +141,12 @@ async def _sync_pods(
         if not rt.creates.pending(key):
             rt.creates.expect(key)
             writes.append(counted(create_or_forget(rt, key, desired)))
-    strategy = (((owner or {}).get("spec") or {}).get("updateStrategy") or {}).get("type", rollout.ROLLING_RECREATE)
-    victims = scale.pods_to_delete(pods, want)
-    if owner is not None:
-        victims += rollout.pods_to_replace(
-            pods,
-            labels.get(c.LABEL_POD_TEMPLATE_HASH),
-            want,
-            int(spec.get("minAvailable") or want or 1),
-            strategy,
-        )
+    victims = scale.pods_to_delete(pods, want) + replacing.doomed
+    ready = replacing.ready
+    if ready is not None and rollout.may_replace_ready(
+        pclq.get("status"), desired_status, labels.get(c.LABEL_POD_TEMPLATE_HASH), ready.name
+    ):
+        victims.append(ready)
     for victim in victims:
         ref = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": victim.name, "namespace": ns, "uid": victim.uid}}
         writes.append(delete(rt, ref))
@@ -156,11 +176,23 @@ def _sync_gates(
             writes.append(counted(forget_on_error(rt, ("release", view.uid), release)))
 
 
-async def _sync_status(rt: Runtime, ns: str, name: str, pclq: dict[str, Any], pods: list[PodView]) -> None:
-    owner = rt.cache.pcs(ns, (pclq["metadata"].get("labels") or {}).get(c.LABEL_PART_OF, ""))
+def _desired_status(
+    rt: Runtime, pclq: dict[str, Any], pods: list[PodView], owner: dict[str, Any] | None, selected: PodView | None
+) -> dict[str, Any]:
+    """The PodClique status from its cached pods (`selected`: the Ready pod the rolling update replaces next)."""
     loaded = rt.load(owner) if owner is not None else None
     target = loaded.template_hashes.get(pod.clique_template_name(pclq)) if loaded is not None else None
-    desired = status.podclique_status(pclq, pods, now(), loaded.generation_hash if loaded else None, target)
+    return status.podclique_status(
+        pclq,
+        pods,
+        now(),
+        loaded.generation_hash if loaded else None,
+        target,
+        selected.name if selected is not None else None,
+    )
+
+
+async def _sync_status(rt: Runtime, ns: str, name: str, pclq: dict[str, Any], desired: dict[str, Any]) -> None:
     previous = pclq.get("status") or {}
     was_false = conditions.is_false(previous.get("conditions"), c.CONDITION_MIN_AVAILABLE_BREACHED)
     breached = conditions.is_true(desired["conditions"], c.CONDITION_MIN_AVAILABLE_BREACHED)

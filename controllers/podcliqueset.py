@@ -106,7 +106,7 @@ async def _sync_spec(
         children: list[Awaitable[Any]] = []
         group_replicas = _sync_children(rt, pcs, model, i, children, plan)
         if i == plan.current:
-            lifecycle.replace_group_replicas(rt, pcs, plan.views[i], children)
+            lifecycle.replace_group_replicas(rt, pcs, loaded, plan.views[i], children)
         counts: dict[str, int] = {}
         # Live clique replicas (`kubectl scale pclq` changes no generation); for cliques in a scaling group,
         # the largest of its PodCliques (claim_objects/is_stale take one count per clique name).

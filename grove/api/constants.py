@@ -82,6 +82,7 @@ CONDITION_MIN_AVAILABLE_BREACHED: Final = "MinAvailableBreached"
 CONDITION_PODCLIQUE_SCHEDULED: Final = "PodCliqueScheduled"
 CONDITION_READY: Final = "Ready"  # grove-py addition, Grove issue #112
 CONDITION_GANG_TERMINATION_IN_PROGRESS: Final = "GangTerminationInProgress"
+REASON_GANG_TERMINATION_ACTIVE: Final = "GangTerminationActive"
 CONDITION_SPEC_VALID: Final = "SpecValid"  # grove-py: rules CEL cannot express, checked by the operator
 
 # Name budget: pod names are <pcs>-<i>-[<pcsg>-<j>-]<clique>-<suffix> and must stay within 63 characters.

@@ -73,6 +73,13 @@ class PodCliqueSpec(GroveModel):
         return self.min_available if self.min_available is not None else max(self.replicas, 1)
 
 
+class PodsSelectedToUpdate(GroveModel):
+    """Ready pods selected for replacement in a rolling update, one at a time (Grove's PodsSelectedToUpdate)."""
+
+    current: str = Field(description="Name of the Ready pod being replaced now.")
+    completed: list[str] | None = Field(default=None, description="Pods selected before it in this update.")
+
+
 class PodCliqueUpdateProgress(GroveModel):
     """Progress of a rolling update of the clique's pods."""
 
@@ -80,7 +87,7 @@ class PodCliqueUpdateProgress(GroveModel):
     update_ended_at: str | None = Field(default=None, description="When the update ended.")
     pod_clique_set_generation_hash: str = Field(description="PodCliqueSet generation hash being rolled out.")
     pod_template_hash: str = Field(description="Pod template hash being rolled out.")
-    ready_pods_selected_to_update: dict[str, Any] | None = Field(
+    ready_pods_selected_to_update: PodsSelectedToUpdate | None = Field(
         default=None, description="Ready pods picked for replacement: current and completed."
     )
 

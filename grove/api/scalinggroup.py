@@ -1,6 +1,6 @@
 """PodCliqueScalingGroup: cliques that scale together (generated; users or an HPA may scale it)."""
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
@@ -20,6 +20,13 @@ class PodCliqueScalingGroupSpec(GroveModel):
     )
 
 
+class PodCliqueScalingGroupReplicaUpdateProgress(GroveModel):
+    """Available group replicas selected for replacement, one at a time (Grove's type of the same name)."""
+
+    current: int = Field(description="Index of the group replica being replaced now.")
+    completed: list[int] | None = Field(default=None, description="Group replicas selected before it in this update.")
+
+
 class PodCliqueScalingGroupUpdateProgress(GroveModel):
     """Progress of a rolling update of the scaling group (whole group replicas at a time)."""
 
@@ -28,7 +35,7 @@ class PodCliqueScalingGroupUpdateProgress(GroveModel):
     pod_clique_set_generation_hash: str = Field(description="PodCliqueSet generation hash being rolled out.")
     updated_pod_cliques_count: int = Field(default=0, description="Member PodCliques at the new template.")
     total_pod_cliques_count: int = Field(default=0, description="Member PodCliques in all.")
-    ready_replica_indices_selected_to_update: dict[str, Any] | None = Field(
+    ready_replica_indices_selected_to_update: PodCliqueScalingGroupReplicaUpdateProgress | None = Field(
         default=None, description="Ready group replicas picked for replacement: current and completed."
     )
 

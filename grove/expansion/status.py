@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from grove.api import constants as c
-from grove.expansion import conditions, labels, scale
+from grove.expansion import conditions, gangtermination, labels, rollout, scale
 from grove.expansion.observed import PodView
 
 REASON_NOT_YET_AVAILABLE = "NotYetAvailable"
@@ -25,10 +25,13 @@ def podclique_status(
     now: str,
     generation_hash: str | None = None,
     target_hash: str | None = None,
+    selected: str | None = None,
 ) -> dict[str, Any]:
     """PodClique status from its pods. `generation_hash`/`target_hash`: the PodCliqueSet's generation hash and
     the pod-template hash its template wants for this clique (for updateProgress and
     currentPodCliqueSetGenerationHash; a PodClique waiting for its turn in a rollout is not at the target).
+    `selected`: the Ready pod the rolling update replaces next (`rollout.replacements`), recorded in
+    `updateProgress.readyPodsSelectedToUpdate` before it is deleted (Grove §2.10, issue 8).
 
     MinAvailableBreached (issue 8, Grove §2.8): Unknown/NotYetAvailable until minAvailable was reached once
     (so gang termination never hits a gang that is still starting); Unknown/UpdateInProgress while old-hash
@@ -100,7 +103,7 @@ def podclique_status(
     if generation_hash and at_target and not has_old:
         status["currentPodCliqueSetGenerationHash"] = generation_hash
     finished = not has_old and ready >= min_available
-    progress = _podclique_update_progress(previous, current_hash, generation_hash, finished, now)
+    progress = _podclique_update_progress(previous, current_hash, generation_hash, finished, now, selected)
     if progress is not None:
         status["updateProgress"] = progress
     pclq_labels = meta.get("labels") or {}
@@ -110,19 +113,29 @@ def podclique_status(
 
 
 def _podclique_update_progress(
-    previous: dict[str, Any], current_hash: str | None, generation_hash: str | None, finished: bool, now: str
+    previous: dict[str, Any],
+    current_hash: str | None,
+    generation_hash: str | None,
+    finished: bool,
+    now: str,
+    selected: str | None = None,
 ) -> dict[str, Any] | None:
-    """PCLQ updateProgress: started when its pod-template hash changes in place, ended when no old pod is left
-    and minAvailable pods are Ready. A PodClique created at its template has none."""
+    """PCLQ updateProgress: started when its pod-template hash changes in place (or a Ready old pod is selected
+    for replacement, so the selection can always be recorded), ended when no old pod is left and minAvailable
+    pods are Ready. A PodClique created at its template has none. `readyPodsSelectedToUpdate` names the Ready
+    pods selected in this update and goes when it ends (Grove's markRollingUpdateEnd)."""
     prev = previous.get("updateProgress") or {}
     if not current_hash or not generation_hash:
         return prev or None
     if prev.get("podTemplateHash") == current_hash:
         started, ended = prev.get("updateStartedAt") or now, prev.get("updateEndedAt")
-    elif previous.get("currentPodTemplateHash") not in (None, current_hash):
-        started, ended = now, None
+        chosen = prev.get(rollout.READY_PODS_SELECTED)
+    elif previous.get("currentPodTemplateHash") not in (None, current_hash) or selected is not None:
+        started, ended, chosen = now, None, None
     else:
         return prev or None
+    if selected is not None:
+        ended, chosen = None, rollout.select(chosen, selected)  # an old Ready pod left: not over
     if ended is None and finished:
         ended = now
     return {
@@ -130,6 +143,7 @@ def _podclique_update_progress(
         "updateEndedAt": ended,  # None removes it (merge patch)
         "podCliqueSetGenerationHash": generation_hash,
         "podTemplateHash": current_hash,
+        rollout.READY_PODS_SELECTED: None if ended else chosen,
     }
 
 
@@ -209,6 +223,18 @@ def scaling_group_status(
             gen,
         ),
     ]
+    if not breached and _recovered_since_flag(pcsg, members, want):
+        # Set by the PCS-level gang termination, cleared once MinAvailableBreached is False again (Grove §1.4).
+        new_conditions.append(
+            conditions.make(
+                c.CONDITION_GANG_TERMINATION_IN_PROGRESS,
+                "False",
+                "SufficientAvailablePodCliqueScalingGroupReplicas",
+                f"MinAvailableBreached is False again: {healthy} healthy replicas, minAvailable {min_available}",
+                now,
+                gen,
+            )
+        )
     out: dict[str, Any] = {
         "observedGeneration": gen,
         "replicas": want,
@@ -225,6 +251,19 @@ def scaling_group_status(
     if generation_hash:
         out["currentPodCliqueSetGenerationHash"] = generation_hash
     return out
+
+
+def _recovered_since_flag(
+    pcsg: Mapping[str, Any], members: Mapping[int, list[dict[str, Any] | None]], want: int
+) -> bool:
+    """Whether a PCSG's `GangTerminationInProgress=True` is over (issue 8): with MinAvailableBreached False, every
+    member was re-evaluated since the flag. The flag is written *before* the PodCliques are deleted, while a PCSG
+    that did not cause the termination is still healthy; a member from before the flag means the termination
+    has not happened yet. Re-created members get new conditions, so this needs no sight of the breach between."""
+    flagged = gangtermination.flagged_since(dict(pcsg))
+    if flagged is None:
+        return False
+    return not any(gangtermination.from_before_flag(m, flagged) for j in range(want) for m in members.get(j) or [])
 
 
 def podcliqueset_status(
@@ -301,14 +340,17 @@ def podcliqueset_status(
 
 
 def differs(current: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> bool:
-    """True if any desired status key differs from the current status (keys we do not own are ignored). A
-    None inside a desired object means "absent" (the merge patch removes the key, e.g. `updateEndedAt` when a
-    new rollout starts), so it matches a missing key."""
-    current = current or {}
-    return any(_without_nulls(current.get(k)) != _without_nulls(v) for k, v in desired.items())
+    """True if writing `desired` as a JSON merge patch would change the current status. Keys the patch leaves
+    out are kept at every level, so they never count (keys we do not own, such as the PCS reconcile's
+    `readyReplicaIndicesSelectedToUpdate` inside a PCSG's updateProgress, issue 8); a None removes its key
+    (e.g. `updateEndedAt` when a new rollout starts), so it matches a missing key; lists are replaced whole."""
+    return _changes(current or {}, desired)
 
 
-def _without_nulls(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
-    return value
+def _changes(current: Any, patch: Any) -> bool:
+    if not isinstance(patch, Mapping):
+        return bool(current != patch)
+    if not isinstance(current, Mapping):
+        return True
+    # A null in the current status is as good as absent (the API server stores none).
+    return any(current.get(k) is not None if v is None else _changes(current.get(k), v) for k, v in patch.items())

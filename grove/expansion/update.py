@@ -1,8 +1,9 @@
 """PodCliqueSet-level rolling updates (grove-api.md §2.10, issue 8): which PCS replica is updated now, which
 whole scaling-group replicas are replaced inside it, and the `updateProgress` status of each level.
 
-Everything is decided from observed objects and pods (plus `status.updateProgress.currentlyUpdating`, which
-the operator writes itself), so a restart after kill -9 takes the same decision again:
+Everything is decided from observed objects and pods (plus `status.updateProgress.currentlyUpdating` and a
+PCSG's `readyReplicaIndicesSelectedToUpdate`, which the operator writes itself, the latter before it acts), so a
+restart after kill -9 takes the same decision again:
 
 * RollingRecreate goes one PCS replica at a time. The one being updated is the persisted
   `currentlyUpdating[0]` while it is not done; otherwise a replica that has already started (a child at the
@@ -26,7 +27,7 @@ from typing import Any
 from grove.api import constants as c
 from grove.expansion import conditions, labels
 from grove.expansion.observed import PodView
-from grove.expansion.rollout import ON_DELETE, ROLLING_RECREATE
+from grove.expansion.rollout import ON_DELETE, READY_REPLICAS_SELECTED, ROLLING_RECREATE, select
 
 
 @dataclass(frozen=True)
@@ -212,9 +213,17 @@ def group_replicas_to_replace(group: Group) -> list[int]:
     replicas go one at a time, highest index first, only when no replacement is in flight (no member missing
     or being deleted, every new replica available) and `available - 1 >= minAvailable` (Grove's
     `available >= minAvailable` when minAvailable >= replicas, otherwise it would never progress)."""
+    doomed, ready = group_replacements(group)
+    return [*doomed, *([ready] if ready is not None else [])]
+
+
+def group_replacements(group: Group) -> tuple[list[int], int | None]:
+    """`group_replicas_to_replace`, with the available group replica apart: (not available ones, highest first;
+    the available one replaced now or None). The available one is recorded in the PCSG status before its
+    PodCliques go (`select_group_replica`)."""
     old = [r for r in group.replicas if r.old]
     if not old:
-        return []
+        return [], None
     # Not available, or partly deleted already (a crash between the deletes of its members): the rest goes now.
     doomed = [r.index for r in old if not r.available or r.in_flight]
     in_flight = (
@@ -223,13 +232,36 @@ def group_replicas_to_replace(group: Group) -> list[int]:
         or any(not r.available for r in group.replicas if not r.old)
     )
     if in_flight:
-        return sorted(doomed, reverse=True)
+        return sorted(doomed, reverse=True), None
     available = sum(r.available for r in group.replicas)
     count = len(group.replicas)
     floor = group.min_available if group.min_available < count else group.min_available - 1
     if available - 1 < floor:
-        return []
-    return [max(r.index for r in old)]
+        return [], None
+    return [], max(r.index for r in old)
+
+
+def select_group_replica(
+    status: dict[str, Any] | None, generation_hash: str, index: int
+) -> tuple[bool, dict[str, Any] | None]:
+    """Grove §2.10 records the available group replica selected for replacement in the PCSG's
+    `updateProgress.readyReplicaIndicesSelectedToUpdate` before deleting it (issue 8). The PCS reconcile
+    decides (it deletes the members), so it writes that one key; the PCSG reconcile keeps the rest of the
+    status and removes the key when the update ends or a new one starts (`group_update_progress`).
+
+    Returns (may go now, status patch to write first): the group replica goes once the observed status
+    records it; otherwise the patch records it (the one selected before moves to `completed`). While the
+    PCSG's updateProgress is not yet at this generation there is nowhere to write it: wait for the PCSG
+    reconcile. An update that has ended records nothing and is never held up."""
+    progress = (status or {}).get("updateProgress") or {}
+    if progress.get("podCliqueSetGenerationHash") != generation_hash:
+        return False, None
+    if progress.get("updateEndedAt"):
+        return True, None
+    previous = progress.get(READY_REPLICAS_SELECTED) or {}
+    if previous.get("current") == index:
+        return True, None
+    return False, {"updateProgress": {READY_REPLICAS_SELECTED: select(previous, index)}}
 
 
 def keep_template(desired: dict[str, Any], observed: dict[str, Any]) -> dict[str, Any]:
@@ -301,10 +333,13 @@ def pcs_update_progress(
 def group_update_progress(
     status: dict[str, Any] | None, generation_hash: str, group: Group, created: str, now: str
 ) -> dict[str, Any]:
-    """PCSG `status.updateProgress`: member PodCliques at the new template out of all of them."""
+    """PCSG `status.updateProgress`: member PodCliques at the new template out of all of them.
+    `readyReplicaIndicesSelectedToUpdate` is the PCS reconcile's (`select_group_replica`): left out, so the
+    merge patch keeps it, except that it goes when the update ends or a new one starts (None removes it)."""
     previous = (status or {}).get("updateProgress") or {}
     members = [m for r in group.replicas for m in r.members]
-    if previous.get("podCliqueSetGenerationHash") == generation_hash:
+    same = previous.get("podCliqueSetGenerationHash") == generation_hash
+    if same:
         started, ended = previous.get("updateStartedAt") or created, previous.get("updateEndedAt")
     elif not previous:
         started, ended = created, None
@@ -312,13 +347,16 @@ def group_update_progress(
         started, ended = now, None
     if ended is None and group.done:
         ended = now
-    return {
+    progress: dict[str, Any] = {
         "updateStartedAt": started,
         "updateEndedAt": ended,  # None removes it (merge patch)
         "podCliqueSetGenerationHash": generation_hash,
         "updatedPodCliquesCount": sum(m.done for m in members),
         "totalPodCliquesCount": len(members),
     }
+    if ended or not same:
+        progress[READY_REPLICAS_SELECTED] = None
+    return progress
 
 
 def describe(replicas: Sequence[Replica], current: int | None, active: bool) -> tuple[str, str, str]:

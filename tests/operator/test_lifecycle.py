@@ -111,6 +111,44 @@ def watch_pods(cluster: Any, namespace: str, on_state: Callable[[dict[str, Any]]
                 w.stop()
 
 
+def watch_grove(
+    cluster: Any, namespace: str, record: Callable[[str, dict[str, Any]], None], stop: threading.Event
+) -> None:
+    """Call `record(plural, object)` for every watch event of the namespace's PodCliques and PCSGs, so a status
+    however short-lived is seen (the two watches take turns; each resumes at its resourceVersion)."""
+    from kubernetes import client, watch
+
+    api = client.CustomObjectsApi(cluster.api_client)
+    rvs: dict[str, str] = {}
+    while not stop.is_set():
+        for plural in ("podcliques", "podcliquescalinggroups"):
+            kwargs: dict[str, Any] = {"timeout_seconds": 1}
+            if plural in rvs:
+                kwargs["resource_version"] = rvs[plural]
+            w = watch.Watch()
+            for event in w.stream(
+                api.list_namespaced_custom_object, "grove.io", "v1alpha1", namespace, plural, **kwargs
+            ):
+                rvs[plural] = event["object"]["metadata"]["resourceVersion"]
+                record(plural, event["object"])
+                if stop.is_set():
+                    w.stop()
+
+
+def selection_recorder(seen: dict[str, list[Any]]) -> Callable[[str, dict[str, Any]], None]:
+    """Every distinct `readyPodsSelectedToUpdate` / `readyReplicaIndicesSelectedToUpdate` of each PodClique and
+    PCSG, in order."""
+
+    def record(plural: str, obj: dict[str, Any]) -> None:
+        key = "readyPodsSelectedToUpdate" if plural == "podcliques" else "readyReplicaIndicesSelectedToUpdate"
+        value = ((obj.get("status") or {}).get("updateProgress") or {}).get(key)
+        history = seen.setdefault(obj["metadata"]["name"], [])
+        if value is not None and (not history or history[-1] != value):
+            history.append(value)
+
+    return record
+
+
 class RolloutChecker:
     """Invariants of a RollingRecreate rollout, checked on every pod state."""
 
@@ -187,6 +225,11 @@ def test_rollout_one_pcs_replica_and_one_group_replica_at_a_time(
     stop = threading.Event()
     watcher = threading.Thread(target=watch_pods, args=(cluster, namespace, checker, stop), daemon=True)
     watcher.start()
+    selections: dict[str, list[Any]] = {}
+    selection_watcher = threading.Thread(
+        target=watch_grove, args=(cluster, namespace, selection_recorder(selections), stop), daemon=True
+    )
+    selection_watcher.start()
     wait_for("watch started", lambda: checker.events)
     set_version(cluster, namespace, name, 5, "2")
 
@@ -217,6 +260,16 @@ def test_rollout_one_pcs_replica_and_one_group_replica_at_a_time(
     wait_for("every pod on the new template and Ready", rolled, timeout=300, op=operator)
     stop.set()
     watcher.join(timeout=10)
+    selection_watcher.join(timeout=10)
+    # Grove §2.10 (issue 8): each Ready pod / available group replica is recorded before it goes, highest index
+    # first, the previous one moving to `completed` (frontend x2 and prefill x2: both minAvailable 1).
+    for i in range(replicas):
+        assert selections.get(f"{name}-{i}-frontend") == [
+            {"current": f"{name}-{i}-frontend-1"},
+            {"current": f"{name}-{i}-frontend-0", "completed": [f"{name}-{i}-frontend-1"]},
+        ], selections
+        assert selections.get(f"{name}-{i}-prefill") == [{"current": 1}, {"current": 0, "completed": [1]}], selections
+        assert selections.get(f"{name}-{i}-decode") == [{"current": 0}], selections
     assert checker.violations == [], checker.violations[:10]
     assert checker.order == list(range(replicas)), checker.order  # one at a time, by index (all healthy)
     assert during["updateProgress"]["totalPodCliqueScalingGroupsCount"] == 2 * replicas
@@ -237,6 +290,19 @@ def test_rollout_one_pcs_replica_and_one_group_replica_at_a_time(
     assert pcsg[5:8] == ["2", "4", "4"], pcsg  # UPDATED, PCLQS-UPDATED, PCLQS-TOTAL
     group = get(cluster, namespace, "pcsg", f"{name}-0-prefill")["status"]
     assert group["currentPodCliqueSetGenerationHash"] == st["currentGenerationHash"]
+
+    def selections_cleared() -> bool:
+        """Removed once each update ended (Grove's markRollingUpdateEnd)."""
+        progress = [
+            (o.get("status") or {}).get("updateProgress") or {}
+            for kind in ("pclq", "pcsg")
+            for o in json.loads(cluster.kubectl("get", kind, "-n", namespace, "-o", "json").stdout)["items"]
+        ]
+        return all(
+            "readyPodsSelectedToUpdate" not in p and "readyReplicaIndicesSelectedToUpdate" not in p for p in progress
+        )
+
+    wait_for("the update's selections removed", selections_cleared, op=operator)
     events = cluster.kubectl("get", "events", "-n", namespace, "-o", "json").stdout
     assert "ReplicaUpdating" in events and "RollingUpdateFinished" in events
     assert any("rolling update to" in text for text in operator.full_logs())
@@ -270,6 +336,26 @@ def test_gang_termination_of_a_pcs_replica_and_of_a_group_replica(
     before = pclq_uids(cluster, namespace)
     pods_before = uids(cluster, namespace)
 
+    # Every GangTerminationInProgress change of a PCSG and every PodClique deletion, by resourceVersion.
+    seen: list[tuple[int, str, str]] = []
+    last: dict[str, str] = {}
+
+    def record(plural: str, obj: dict[str, Any]) -> None:
+        meta = obj["metadata"]
+        if plural == "podcliques":
+            if meta.get("deletionTimestamp"):
+                seen.append((int(meta["resourceVersion"]), meta["name"], "deleting"))
+            return
+        conds = (obj.get("status") or {}).get("conditions") or []
+        flag = next((x["status"] for x in conds if x["type"] == "GangTerminationInProgress"), None)
+        if flag is not None and last.get(meta["name"]) != flag:
+            last[meta["name"]] = flag
+            seen.append((int(meta["resourceVersion"]), meta["name"], flag))
+
+    stop = threading.Event()
+    watcher = threading.Thread(target=watch_grove, args=(cluster, namespace, record, stop), daemon=True)
+    watcher.start()
+
     # PCS-replica case: a frontend pod of replica 0 stops being Ready -> the whole replica 0 is recreated.
     make_not_ready(cluster, namespace, f"{name}-0-frontend-0")
     wait_for(
@@ -288,6 +374,28 @@ def test_gang_termination_of_a_pcs_replica_and_of_a_group_replica(
 
     wait_for("every PodClique of replica 0 recreated", replica_recreated, timeout=120, op=operator)
     pcs_ready(cluster, namespace, name)
+
+    def gang_flag(pcsg: str) -> dict[str, Any] | None:
+        conds = (get(cluster, namespace, "pcsg", pcsg).get("status") or {}).get("conditions") or []
+        return next((x for x in conds if x["type"] == "GangTerminationInProgress"), None)
+
+    # Grove §1.4/§2.9 (issue 8): set on every PCSG of replica 0 before any of its PodCliques is deleted, cleared
+    # once the PCSG's MinAvailableBreached is False again; replica 1 is left alone.
+    flagged = [f"{name}-0-prefill", f"{name}-0-decode"]
+    for pcsg in flagged:
+        flag = wait_for(
+            f"GangTerminationInProgress cleared on {pcsg}",
+            lambda pcsg=pcsg: (f := gang_flag(pcsg)) is not None and f["status"] == "False" and f,
+            op=operator,
+        )
+        assert flag["reason"] == "SufficientAvailablePodCliqueScalingGroupReplicas", flag
+    stop.set()
+    watcher.join(timeout=10)
+    assert gang_flag(f"{name}-1-prefill") is None and gang_flag(f"{name}-1-decode") is None
+    for pcsg in flagged:
+        assert [s for _, n, s in seen if n == pcsg] == ["True", "False"], seen
+    first_delete = min(rv for rv, n, s in seen if s == "deleting" and n.startswith(f"{name}-0-"))
+    assert all(rv < first_delete for rv, n, s in seen if n in flagged and s == "True"), seen
     after = pclq_uids(cluster, namespace)
     assert {n: u for n, u in after.items() if n.startswith(f"{name}-1-")} == {
         n: u for n, u in before.items() if n.startswith(f"{name}-1-")

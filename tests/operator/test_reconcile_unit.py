@@ -244,8 +244,9 @@ def test_status_interval_follows_api_latency() -> None:
 
 def test_template_change_rolls_one_pcs_replica_and_one_group_replica() -> None:
     """A converged world with scaling groups, then a template change: only replica 0 moves (its standalone
-    PodClique gets the new template, the highest group replica's members are deleted whole); the other
-    replicas keep their templates; every PCSG learns of the change through its members-hash annotation."""
+    PodClique gets the new template, the highest group replica's members are deleted whole, once the PCSG
+    status records it as selected: Grove §2.10, issue 8); the other replicas keep their templates; every PCSG
+    learns of the change through its members-hash annotation."""
     pcs = make_pcs(
         replicas=3,
         cliques=[clique("fe", 2), clique("lead", 1), clique("work", 2)],
@@ -261,9 +262,27 @@ def test_template_change_rolls_one_pcs_replica_and_one_group_replica() -> None:
     patched = sorted(n for v, n, b in kube.calls if v == "patch" and "spec" in b and n.startswith("PodClique/"))
     deleted = sorted(n for v, n, _ in kube.calls if v == "delete")
     assert patched == ["PodClique/mn-0-fe"]
-    assert deleted == ["PodClique/mn-0-sg-1-lead", "PodClique/mn-0-sg-1-work"]
+    assert deleted == []  # the PCSG's updateProgress is not at the new generation yet: nowhere to record it
     pcsg_patches = sorted(n for v, n, _ in kube.calls if v == "patch" and n.startswith("PodCliqueScalingGroup/"))
     assert pcsg_patches == [f"PodCliqueScalingGroup/mn-{i}-sg" for i in range(3)]
+
+    # The PCSG reconcile has written its updateProgress for the new generation: the selection is recorded first.
+    gen2 = rt.load(new).generation_hash
+    pcsg = next(o for o in changed if o["metadata"]["name"] == "mn-0-sg")
+    pcsg["status"] = {"updateProgress": {"updateStartedAt": "t", "podCliqueSetGenerationHash": gen2}}
+    rt, kube = runtime(changed)
+    asyncio.run(reconcile.dispatch(rt, ("pcs", "ns", "mn"), None))
+    assert [n for v, n, _ in kube.calls if v == "delete"] == []
+    record = [b for v, n, b in kube.calls if v == "patch/status" and n == "PodCliqueScalingGroup/mn-0-sg"]
+    assert record == [{"status": {"updateProgress": {"readyReplicaIndicesSelectedToUpdate": {"current": 1}}}}]
+
+    # Once the status says so (a restart here takes the same choice again), the group replica goes whole.
+    pcsg["status"]["updateProgress"]["readyReplicaIndicesSelectedToUpdate"] = {"current": 1}
+    rt, kube = runtime(changed)
+    asyncio.run(reconcile.dispatch(rt, ("pcs", "ns", "mn"), None))
+    deleted = sorted(n for v, n, _ in kube.calls if v == "delete")
+    assert deleted == ["PodClique/mn-0-sg-1-lead", "PodClique/mn-0-sg-1-work"]
+    assert not [n for v, n, _ in kube.calls if v == "patch/status" and n.startswith("PodCliqueScalingGroup/")]
 
 
 def test_an_event_refused_because_its_namespace_is_terminating_is_dropped_quietly(caplog: Any) -> None:
@@ -287,3 +306,74 @@ def test_an_event_refused_because_its_namespace_is_terminating_is_dropped_quietl
     caplog.clear()
     asyncio.run(events.post(RefusingKube('{"reason":"Forbidden","code":403}'), pcs, "Normal", "X", "y"))  # type: ignore[arg-type]
     assert [r.levelname for r in caplog.records if r.name == "grove.events"] == ["WARNING"]
+
+
+def test_ready_pod_is_recorded_as_selected_before_it_is_replaced() -> None:
+    """Grove §2.10, issue 8: the PodClique reconcile writes `readyPodsSelectedToUpdate.current` first and deletes
+    the Ready old pod once the observed status names it; the next one moves the previous to `completed`."""
+    world_ = converged(make_pcs(cliques=[clique("fe", 3, 1)]))
+    pcs = world_[0]
+    pcs["metadata"]["generation"] = 2
+    pcs["spec"]["template"]["cliques"][0]["spec"]["podSpec"]["containers"][0]["env"][0]["value"] = "v2"
+    at_new = next(q for q in graph.expand(pcs).podcliques if q["metadata"]["name"] == "mn-0-fe")
+    pclq = next(o for o in world_ if o["kind"] == "PodClique")
+    pclq["metadata"]["labels"] = at_new["metadata"]["labels"]  # as the PCS reconcile patches it
+    pclq["spec"] = at_new["spec"]
+
+    def run_pclq() -> list[tuple[str, str, Any]]:
+        rt, kube = runtime(world_)
+        asyncio.run(reconcile.dispatch(rt, ("pclq", "ns", "mn-0-fe"), None))
+        return kube.calls
+
+    calls = run_pclq()
+    assert [n for v, n, _ in calls if v == "delete"] == []  # not before the status says so
+    body = next(b for v, n, b in calls if v == "patch/status")["status"]
+    assert body["updateProgress"]["readyPodsSelectedToUpdate"] == {"current": "mn-0-fe-2"}
+    pclq["status"] = body
+    calls = run_pclq()
+    assert [n for v, n, _ in calls if v == "delete"] == ["Pod/mn-0-fe-2"]
+    assert run_pclq() == calls  # a restart here takes the same decision (the delete is idempotent)
+
+    # The replacement is Ready at the new template: the next Ready pod is selected, the first one completed.
+    pod2 = next(o for o in world_ if o["metadata"]["name"] == "mn-0-fe-2")
+    new_pod = ready_pod(with_uids([pod.desired_pod(pclq, 2)])[0])
+    world_[world_.index(pod2)] = new_pod
+    calls = run_pclq()
+    assert [n for v, n, _ in calls if v == "delete"] == []
+    body = next(b for v, n, b in calls if v == "patch/status")["status"]
+    selected = body["updateProgress"]["readyPodsSelectedToUpdate"]
+    assert selected == {"current": "mn-0-fe-1", "completed": ["mn-0-fe-2"]}
+
+
+def test_pcs_gang_termination_flags_every_pcsg_before_it_deletes() -> None:
+    """Grove §2.9, issue 8: `GangTerminationInProgress=True` goes on every PCSG of the replica first; the
+    PodCliques are deleted on the pass that sees the flags (a restart in between deletes then)."""
+    pcs = make_pcs(
+        cliques=[clique("fe", 1, 1), clique("lead", 1)],
+        groups=[{"name": "sg", "cliqueNames": ["lead"], "replicas": 1, "minAvailable": 1}],
+    )
+    pcs["spec"]["template"]["terminationDelay"] = "10s"
+    world_ = converged(pcs)
+    fe = next(o for o in world_ if o["metadata"]["name"] == "mn-0-fe")
+    breach = next(x for x in fe["status"]["conditions"] if x["type"] == c.CONDITION_MIN_AVAILABLE_BREACHED)
+    breach.update(status="True", reason="InsufficientReadyPods", lastTransitionTime="2026-01-01T00:00:00Z")
+
+    def run_pcs() -> list[tuple[str, str, Any]]:
+        rt, kube = runtime(world_)
+        asyncio.run(reconcile.dispatch(rt, ("pcs", "ns", "mn"), None))
+        return kube.calls
+
+    calls = run_pcs()
+    assert [n for v, n, _ in calls if v == "delete"] == []
+    flags = [(n, b) for v, n, b in calls if v == "patch/status" and n.startswith("PodCliqueScalingGroup/")]
+    assert [n for n, _ in flags] == ["PodCliqueScalingGroup/mn-0-sg"]
+    cond = flags[0][1]["status"]["conditions"][-1]
+    assert (cond["type"], cond["status"], cond["reason"]) == (
+        "GangTerminationInProgress",
+        "True",
+        "GangTerminationActive",
+    )
+    next(o for o in world_ if o["metadata"]["name"] == "mn-0-sg")["status"] = flags[0][1]["status"]
+    calls = run_pcs()
+    assert sorted(n for v, n, _ in calls if v == "delete") == ["PodClique/mn-0-fe", "PodClique/mn-0-sg-0-lead"]
+    assert not [n for v, n, _ in calls if v == "patch/status" and n.startswith("PodCliqueScalingGroup/")]

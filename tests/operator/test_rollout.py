@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import pytest
 
 from grove.expansion.observed import PodView
-from grove.expansion.rollout import ON_DELETE, pods_to_replace
+from grove.expansion.rollout import ON_DELETE, may_replace_ready, pods_to_replace, recorded_pod, replacements, select
 
 NEW, OLD = "new", "old"
 
@@ -113,3 +114,50 @@ def test_scale_in_indices_are_left_to_scale_in() -> None:
 def test_deciding_twice_gives_the_same_pod() -> None:
     pods = [view(i, h) for i, h in zip(range(4), itertools.cycle([OLD, NEW]), strict=False)]
     assert pods_to_replace(pods, NEW, 4, 1) == pods_to_replace(pods, NEW, 4, 1)
+
+
+# ------------------------------------------------------------- readyPodsSelectedToUpdate (Grove §2.10, issue 8)
+
+
+def test_the_ready_pod_is_apart_from_the_ones_that_go_at_once() -> None:
+    ready = replacements([view(i, OLD) for i in range(3)], NEW, 3, 1)
+    assert ready.doomed == [] and ready.ready is not None and ready.ready.name == "p-2"
+    sick = replacements([view(0, OLD), view(1, OLD, ready=False)], NEW, 2, 1)
+    assert names(sick.doomed) == ["p-1"] and sick.ready is None
+
+
+def test_select_moves_the_previous_pod_to_completed() -> None:
+    first = select(None, "p-2")
+    assert first == {"current": "p-2"}
+    assert select(first, "p-2") == first  # chosen again (a restart): unchanged
+    second = select(first, "p-1")
+    assert second == {"current": "p-1", "completed": ["p-2"]}
+    assert select(second, "p-0") == {"current": "p-0", "completed": ["p-2", "p-1"]}
+    assert select({"current": 1}, 0) == {"current": 0, "completed": [1]}  # group replica indices alike
+
+
+def progress(template_hash: str, current: str | None, ended: str | None = None) -> dict[str, Any]:
+    selected = {"current": current} if current else None
+    return {
+        "updateProgress": {
+            "updateStartedAt": "t0",
+            "updateEndedAt": ended,
+            "podCliqueSetGenerationHash": "g",
+            "podTemplateHash": template_hash,
+            "readyPodsSelectedToUpdate": selected,
+        }
+    }
+
+
+def test_recorded_pod_belongs_to_the_update_of_this_template() -> None:
+    assert recorded_pod(progress(NEW, "p-2"), NEW) == "p-2"
+    assert recorded_pod(progress(OLD, "p-2"), NEW) is None  # an earlier update's choice does not count
+    assert recorded_pod({}, NEW) is None and recorded_pod(None, None) is None
+
+
+def test_a_ready_pod_goes_only_once_recorded_unless_it_cannot_be() -> None:
+    will_record = progress(NEW, "p-2")
+    assert not may_replace_ready({}, will_record, NEW, "p-2")  # the status step writes it first
+    assert may_replace_ready(will_record, will_record, NEW, "p-2")  # observed: go
+    assert not may_replace_ready(progress(NEW, "p-1"), will_record, NEW, "p-2")  # the previous one is recorded
+    assert may_replace_ready({}, {}, NEW, "p-2")  # no updateProgress to record it in: never stalls

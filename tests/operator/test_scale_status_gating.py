@@ -130,6 +130,7 @@ def test_podclique_update_progress_follows_its_template_hash() -> None:
         "updateEndedAt": None,
         "podCliqueSetGenerationHash": "gen2",
         "podTemplateHash": "h",
+        "readyPodsSelectedToUpdate": None,  # no Ready pod selected: absent (None removes it)
     }
     assert "currentPodCliqueSetGenerationHash" not in st
     done = status.podclique_status(pclq(prev=st), [view("p-0", 0), view("p-1", 1)], LATER, "gen2", "h")
@@ -257,3 +258,104 @@ def test_pod_view_from_json() -> None:
         False,
         "false",
     )
+
+
+def test_ready_pod_selection_is_recorded_carried_and_cleared_at_the_end() -> None:
+    """Grove §1.3/§2.10, issue 8: `readyPodsSelectedToUpdate` names the Ready pod selected for replacement and
+    the ones before it; it is kept while the update runs and removed when it ends (markRollingUpdateEnd)."""
+    before = status.podclique_status(
+        pclq(), [view("p-0", 0, template_hash="old"), view("p-1", 1, template_hash="old")], NOW
+    )
+    before["currentPodTemplateHash"] = "old"
+    old_pods = [view("p-0", 0, template_hash="old"), view("p-1", 1, template_hash="old")]
+    first = status.podclique_status(pclq(prev=before), old_pods, LATER, "gen2", "h", selected="p-1")
+    assert first["updateProgress"]["readyPodsSelectedToUpdate"] == {"current": "p-1"}
+    assert first["updateProgress"]["updateStartedAt"] == LATER
+    # p-1 is being replaced (nothing selected right now): the record stays.
+    replacing = status.podclique_status(pclq(prev=first), old_pods[:1], LATER, "gen2", "h")
+    assert replacing["updateProgress"]["readyPodsSelectedToUpdate"] == {"current": "p-1"}
+    second = status.podclique_status(
+        pclq(prev=replacing), [old_pods[0], view("p-1", 1)], LATER, "gen2", "h", selected="p-0"
+    )
+    assert second["updateProgress"]["readyPodsSelectedToUpdate"] == {"current": "p-0", "completed": ["p-1"]}
+    done = status.podclique_status(pclq(prev=second), [view("p-0", 0), view("p-1", 1)], LATER, "gen2", "h")
+    assert done["updateProgress"]["updateEndedAt"] == LATER
+    assert done["updateProgress"]["readyPodsSelectedToUpdate"] is None  # removed by the merge patch
+    assert status.differs(second, done)
+
+
+def test_ready_pod_selection_starts_a_new_update_when_the_hash_changes() -> None:
+    ended = {
+        "currentPodTemplateHash": "h",
+        "updateProgress": {
+            "updateStartedAt": NOW,
+            "updateEndedAt": NOW,
+            "podCliqueSetGenerationHash": "gen1",
+            "podTemplateHash": "h0",
+        },
+    }
+    # The recorded update is another template's (e.g. its status was written without a generation hash): a
+    # Ready pod selected now starts this update's record, so the rollout never waits on a record it cannot write.
+    pods = [view("p-0", 0, template_hash="old"), view("p-1", 1, template_hash="old")]
+    st = status.podclique_status(pclq(prev=ended), pods, LATER, "gen2", "h", selected="p-1")
+    assert st["updateProgress"]["podTemplateHash"] == "h"
+    assert st["updateProgress"]["readyPodsSelectedToUpdate"] == {"current": "p-1"}
+    assert st["updateProgress"]["updateEndedAt"] is None
+
+
+def test_differs_follows_merge_patch_semantics() -> None:
+    current = {
+        "replicas": 2,
+        "updateProgress": {"updateStartedAt": NOW, "readyReplicaIndicesSelectedToUpdate": {"current": 1}},
+    }
+    # A key the patch leaves out is kept (another writer's, issue 8): nothing to write.
+    assert not status.differs(current, {"updateProgress": {"updateStartedAt": NOW}})
+    assert status.differs(current, {"updateProgress": {"updateStartedAt": LATER}})
+    # None removes a key: a write only when the key is there.
+    assert status.differs(current, {"updateProgress": {"readyReplicaIndicesSelectedToUpdate": None}})
+    assert not status.differs(current, {"updateProgress": {"updateEndedAt": None}})
+    assert not status.differs({"a": None}, {"a": None})  # a stored null is absent
+    assert status.differs(current, {"conditions": []}) and status.differs({}, {"x": {"y": None}})
+    assert not status.differs(current, {"replicas": 2}) and status.differs(current, {"replicas": 3})
+
+
+def test_gang_termination_in_progress_is_cleared_when_the_group_recovers() -> None:
+    """Grove §1.4: set by the PCS-level gang termination, cleared once MinAvailableBreached is False again, here
+    only with every member re-evaluated since the flag (issue 8: the flag is written before the delete, while a
+    PCSG that did not cause the termination is still healthy)."""
+    before, flagged_at = "2025-12-31T23:00:00Z", NOW
+
+    def member(breached: str, since: str = LATER) -> dict[str, Any]:
+        conds = [
+            {"type": c.CONDITION_PODCLIQUE_SCHEDULED, "status": "True"},
+            {"type": c.CONDITION_MIN_AVAILABLE_BREACHED, "status": breached, "lastTransitionTime": since},
+        ]
+        return {"spec": {"replicas": 1, "minAvailable": 1}, "status": {"readyReplicas": 1, "conditions": conds}}
+
+    flag = {
+        "type": c.CONDITION_GANG_TERMINATION_IN_PROGRESS,
+        "status": "True",
+        "reason": c.REASON_GANG_TERMINATION_ACTIVE,
+        "lastTransitionTime": flagged_at,
+    }
+    pcsg = {
+        "metadata": {"name": "mn-0-sg", "labels": {c.LABEL_PART_OF: "mn"}},
+        "spec": {"replicas": 2, "minAvailable": 1},
+        "status": {"conditions": [flag]},
+    }
+    # Healthy, but its members are still the ones from before the flag: the termination has not happened yet.
+    pending = status.scaling_group_status(pcsg, {0: [member("False", before)], 1: [member("False", before)]}, LATER)
+    assert conditions.get(pending["conditions"], c.CONDITION_GANG_TERMINATION_IN_PROGRESS) == flag
+    half = status.scaling_group_status(pcsg, {0: [member("False")], 1: [member("False", before)]}, LATER)
+    assert conditions.get(half["conditions"], c.CONDITION_GANG_TERMINATION_IN_PROGRESS) == flag
+    recreating = status.scaling_group_status(pcsg, {0: [member("Unknown")], 1: [member("Unknown")]}, LATER)
+    assert conditions.get(recreating["conditions"], c.CONDITION_GANG_TERMINATION_IN_PROGRESS) == flag
+    # Re-created and available again: cleared, even if this PCSG's own MinAvailableBreached never showed True.
+    recovered = status.scaling_group_status(pcsg, {0: [member("False")], 1: [member("False")]}, LATER)
+    cond = conditions.get(recovered["conditions"], c.CONDITION_GANG_TERMINATION_IN_PROGRESS)
+    assert cond is not None and (cond["status"], cond["lastTransitionTime"]) == ("False", LATER)
+    pcsg["status"] = recovered
+    again = status.scaling_group_status(pcsg, {0: [member("False")], 1: [member("False")]}, LATER)
+    assert not status.differs(recovered, again)  # zero steady-state writes
+    never = status.scaling_group_status({**pcsg, "status": {}}, {0: [member("False")], 1: [member("False")]}, LATER)
+    assert conditions.get(never["conditions"], c.CONDITION_GANG_TERMINATION_IN_PROGRESS) is None  # not invented

@@ -253,3 +253,144 @@ def test_replica_with_a_podclique_already_going_is_left_alone() -> None:
     breach = ("True", "InsufficientReadyPods", stamp(T0))
     view = update.Replica(0, [clique("fe", NEW, breach=breach), clique("x", NEW, terminating=True)], [])
     assert not gangtermination.decide(view, 10, T0 + timedelta(seconds=11)).whole_replica
+
+
+# ------------------------------------------------ readyReplicaIndicesSelectedToUpdate (Grove §2.10, issue 8)
+
+
+def test_group_replacements_keep_the_available_replica_apart() -> None:
+    group = replica(0, groups=3).groups[0]
+    assert update.group_replacements(group) == ([], 2)
+    sick = update.GroupReplica(0, [clique("a", OLD, ready=False), clique("b", OLD)])
+    assert update.group_replacements(update.Group("sg", group.obj, [sick, *group.replicas[1:]])) == ([0], None)
+
+
+def test_the_selected_group_replica_is_recorded_before_it_goes() -> None:
+    assert update.select_group_replica({}, "g2", 1) == (False, None)  # no progress at g2 yet: wait
+    old_gen = {
+        "updateProgress": {"podCliqueSetGenerationHash": "g1", "readyReplicaIndicesSelectedToUpdate": {"current": 1}}
+    }
+    assert update.select_group_replica(old_gen, "g2", 1) == (False, None)  # an earlier update's choice
+    started = {"updateProgress": {"updateStartedAt": "t", "podCliqueSetGenerationHash": "g2"}}
+    go, record = update.select_group_replica(started, "g2", 1)
+    assert not go and record == {"updateProgress": {"readyReplicaIndicesSelectedToUpdate": {"current": 1}}}
+    started["updateProgress"]["readyReplicaIndicesSelectedToUpdate"] = {"current": 1}
+    assert update.select_group_replica(started, "g2", 1) == (True, None)
+    go, record = update.select_group_replica(started, "g2", 0)
+    assert not go and record == {
+        "updateProgress": {"readyReplicaIndicesSelectedToUpdate": {"current": 0, "completed": [1]}}
+    }
+    ended = {"updateProgress": {"podCliqueSetGenerationHash": "g2", "updateEndedAt": "t"}}
+    assert update.select_group_replica(ended, "g2", 0) == (True, None)  # never held up
+
+
+def test_group_update_progress_leaves_the_selection_to_the_pcs_and_clears_it_at_the_end() -> None:
+    running = replica(0, groups=2).groups[0]
+    status = {
+        "updateProgress": {
+            "updateStartedAt": "t0",
+            "podCliqueSetGenerationHash": "g2",
+            "readyReplicaIndicesSelectedToUpdate": {"current": 1},
+        }
+    }
+    progress = update.group_update_progress(status, "g2", running, "t", "t1")
+    assert "readyReplicaIndicesSelectedToUpdate" not in progress  # the merge patch keeps the PCS's value
+    new_update = update.group_update_progress(status, "g3", running, "t", "t1")
+    assert new_update["readyReplicaIndicesSelectedToUpdate"] is None and new_update["updateStartedAt"] == "t1"
+    done = update.group_update_progress(status, "g2", replica(0, at=NEW).groups[0], "t", "t1")
+    assert done["updateEndedAt"] == "t1" and done["readyReplicaIndicesSelectedToUpdate"] is None
+
+
+# ------------------------------------------------------ GangTerminationInProgress (Grove §1.4, §2.9, issue 8)
+
+
+def flagged_group(group: update.Group, since: datetime) -> update.Group:
+    cond = {
+        "type": c.CONDITION_GANG_TERMINATION_IN_PROGRESS,
+        "status": "True",
+        "reason": c.REASON_GANG_TERMINATION_ACTIVE,
+        "lastTransitionTime": stamp(since),
+    }
+    obj = {**(group.obj or {}), "metadata": {"name": "mn-0-sg"}, "status": {"conditions": [cond]}}
+    return update.Group(group.name, obj, group.replicas)
+
+
+def broken_group_replica(breach_at: datetime) -> update.Replica:
+    breach = ("True", "InsufficientReadyPods", stamp(breach_at))
+    base = replica(0, at=NEW, groups=1)
+    sick = update.GroupReplica(0, [clique("l0", NEW, breach=breach), clique("w0", NEW)])
+    return update.Replica(
+        0, base.standalone, [update.Group("sg", {**base.groups[0].obj, "metadata": {"name": "mn-0-sg"}}, [sick])]
+    )
+
+
+def test_a_flagged_group_is_no_candidate_for_a_breach_that_began_after_the_flag() -> None:
+    view = broken_group_replica(T0 + timedelta(minutes=5))  # broke again after the termination at T0
+    flagged = update.Replica(0, view.standalone, [flagged_group(view.groups[0], T0)])
+    decision = gangtermination.decide(flagged, 10, T0 + timedelta(hours=1))
+    assert not decision.whole_replica and decision.wait is None
+    assert gangtermination.decide(view, 10, T0 + timedelta(hours=1)).whole_replica  # unflagged: it would
+
+
+def test_a_flagged_termination_not_carried_out_yet_still_goes() -> None:
+    """Flag first, then delete: a restart in between finds the breach from before the flag and deletes."""
+    view = broken_group_replica(T0)
+    flagged = update.Replica(0, view.standalone, [flagged_group(view.groups[0], T0 + timedelta(seconds=10))])
+    assert gangtermination.decide(flagged, 10, T0 + timedelta(seconds=11)).whole_replica
+    # A standalone PodClique's breach is never excluded by a PCSG's flag (Grove: PCSG candidates only).
+    fe = clique("fe", NEW, breach=("True", "InsufficientReadyPods", stamp(T0 + timedelta(minutes=5))))
+    late = update.Replica(0, [fe], [flagged_group(replica(0, at=NEW).groups[0], T0)])
+    assert gangtermination.decide(late, 10, T0 + timedelta(hours=1)).whole_replica
+
+
+def test_flags_are_written_on_every_unflagged_pcsg_of_the_replica() -> None:
+    view = broken_group_replica(T0)
+    assert gangtermination.unflagged(view) == [view.groups[0].obj]
+    pcsg = {
+        "metadata": {"name": "mn-0-sg", "generation": 4},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+    }
+    patch = gangtermination.flag_status(pcsg, 0, stamp(T0))
+    flag = patch["conditions"][-1]
+    assert patch["conditions"][0] == {"type": "Ready", "status": "True"}  # the PCSG's own conditions are kept
+    assert (flag["type"], flag["status"], flag["reason"], flag["lastTransitionTime"], flag["observedGeneration"]) == (
+        c.CONDITION_GANG_TERMINATION_IN_PROGRESS,
+        "True",
+        c.REASON_GANG_TERMINATION_ACTIVE,
+        stamp(T0),
+        4,
+    )
+    flagged = update.Replica(
+        0, view.standalone, [update.Group("sg", {**pcsg, "status": patch}, view.groups[0].replicas)]
+    )
+    assert gangtermination.unflagged(flagged) == []
+    assert gangtermination.flagged_since(flagged.groups[0].obj) == T0
+
+
+def with_member_breach(clique_: update.Clique, status_: str, at: datetime) -> update.Clique:
+    obj = pclq(clique_.obj["metadata"]["name"], NEW, breach=(status_, "x", stamp(at)))  # type: ignore[index]
+    return update.Clique(obj, clique_.target, clique_.pods)
+
+
+def test_a_flag_whose_termination_is_no_longer_due_is_abandoned() -> None:
+    """The breach recovered between the flag and the delete: the PCS sets the flag False again, or it would keep
+    the PCSG out of every later PCS-level termination."""
+    base = replica(0, at=NEW, groups=1)
+    members = [with_member_breach(m, "False", T0 - timedelta(hours=1)) for m in base.groups[0].replicas[0].members]
+    group = flagged_group(update.Group("sg", base.groups[0].obj, [update.GroupReplica(0, members)]), T0)
+    view = update.Replica(0, base.standalone, [group])
+    decision = gangtermination.decide(view, 10, T0 + timedelta(seconds=5))
+    assert not decision.whole_replica
+    assert gangtermination.abandoned(view, decision) == [group.obj]
+    patch = gangtermination.flag_status(group.obj or {}, 0, stamp(T0), on=False)
+    assert (patch["conditions"][-1]["status"], patch["conditions"][-1]["reason"]) == (
+        "False",
+        "GangTerminationNoLongerDue",
+    )
+    # Carried out: members re-created after the flag; or still due; or PodCliques going: nothing to undo.
+    fresh = [with_member_breach(m, "Unknown", T0 + timedelta(seconds=3)) for m in members]
+    done = update.Replica(0, base.standalone, [update.Group("sg", group.obj, [update.GroupReplica(0, fresh)])])
+    assert gangtermination.abandoned(done, gangtermination.decide(done, 10, T0)) == []
+    assert gangtermination.abandoned(view, gangtermination.Decision(whole_replica=True)) == []
+    going = update.Replica(0, [clique("fe", NEW, terminating=True)], [group])
+    assert gangtermination.abandoned(going, gangtermination.decide(going, 10, T0)) == []
