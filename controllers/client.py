@@ -240,13 +240,16 @@ class Kube:
         params: dict[str, str] | None = None,
         priority: int = PRIORITY_CHILDREN,
         attempts: int = 8,
+        answer: bool = True,
     ) -> dict[str, Any]:
-        """One request with retries (`attempts` in all); returns the decoded JSON answer.
+        """One request with retries (`attempts` in all); returns the decoded JSON answer (`answer=False`: {}, the
+        answer is read but not decoded; most writes never look at it, and at scale decoding thousands of pods
+        costs CPU and memory, issue #13).
 
         The first try goes without tenacity: at scale thousands of writes wait for a slot at once, and each
         retry state costs about a kilobyte while almost none is ever retried (issue #13: peak RSS)."""
         try:
-            return await self._once(method, path, body, content_type, params, priority)
+            return await self._once(method, path, body, content_type, params, priority, answer)
         except Exception as error:
             if attempts <= 1 or not _retryable(error):
                 raise
@@ -258,11 +261,18 @@ class Kube:
             reraise=True,
         ):
             with attempt:
-                return await self._once(method, path, body, content_type, params, priority)
+                return await self._once(method, path, body, content_type, params, priority, answer)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _once(
-        self, method: str, path: str, body: Any, content_type: str, params: dict[str, str] | None, priority: int
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        content_type: str,
+        params: dict[str, str] | None,
+        priority: int,
+        answer: bool,
     ) -> dict[str, Any]:
         session = await self.session()
         await self.semaphore.acquire(priority)
@@ -280,7 +290,11 @@ class Kube:
                 params=params,
                 headers={"Content-Type": content_type} if data is not None else None,
             ) as response:
-                text = await response.text()
+                if response.status < 300 and not answer:
+                    await response.read()
+                    text = ""
+                else:
+                    text = await response.text()
                 metrics.record_request(method, path, response.status)
                 if method != "GET":
                     self.latency += (time.monotonic() - started - self.latency) * LATENCY_WEIGHT
@@ -290,12 +304,13 @@ class Kube:
         finally:
             self.semaphore.release()
 
-    async def create(self, obj: dict[str, Any]) -> dict[str, Any] | None:
-        """POST; AlreadyExists is success (returns None then)."""
+    async def create(self, obj: dict[str, Any], *, answer: bool = False) -> dict[str, Any] | None:
+        """POST; AlreadyExists is success (returns None then). `answer`: return the created object (else {})."""
         meta = obj["metadata"]
         try:
             path = collection_path(obj["apiVersion"], obj["kind"], meta["namespace"])
-            return await self.request("POST", path, obj, priority=_CREATE_PRIORITY.get(obj["kind"], PRIORITY_CHILDREN))
+            priority = _CREATE_PRIORITY.get(obj["kind"], PRIORITY_CHILDREN)
+            return await self.request("POST", path, obj, priority=priority, answer=answer)
         except ApiError as error:
             if error.status == 409 and error.reason == "AlreadyExists":
                 return None
@@ -317,7 +332,7 @@ class Kube:
         try:
             if priority is None:
                 priority = PRIORITY_STATUS if subresource == "status" else PRIORITY_CHILDREN
-            return await self.request("PATCH", path, body, content_type, priority=priority)
+            return await self.request("PATCH", path, body, content_type, priority=priority, answer=False)
         except ApiError as error:
             if error.status == 404:
                 return None
@@ -332,7 +347,7 @@ class Kube:
         if uid:
             body["preconditions"] = {"uid": uid}
         try:
-            await self.request("DELETE", object_path(obj), body)
+            await self.request("DELETE", object_path(obj), body, answer=False)
         except ApiError as error:
             if error.status not in (404, 409):
                 raise

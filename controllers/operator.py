@@ -12,6 +12,7 @@ Design for scale and zero steady-state writes (kopf.md §1):
 from __future__ import annotations
 
 import asyncio
+import asyncio.sslproto
 import contextlib
 import io
 import logging
@@ -210,9 +211,17 @@ def build_settings(rt: Runtime) -> kopf.OperatorSettings:
     return settings
 
 
+# asyncio gives every TLS connection a 256 KiB read buffer (`SSLProtocol.max_size`, filled at once), and the
+# operator holds one connection per concurrent write plus one per watch: about 7 MiB of RSS at the defaults
+# for buffers that API answers and watch events rarely fill (issue #13). Reads of larger answers take more
+# calls of this size instead.
+SSL_READ_BUFFER = 32 * 1024
+
+
 async def run(options: Options, stop: asyncio.Event | None = None) -> None:
     """Run the operator until cancelled (or `stop` is set). With leader election, wait for the Lease first and
     write nothing before it is held; losing it stops the operator (raises LeaseLost: exit and restart)."""
+    asyncio.sslproto.SSLProtocol.max_size = SSL_READ_BUFFER
     kube = Kube(Connection.from_kubeconfig(), concurrency=options.concurrency, qps=options.qps, burst=options.burst)
     rt = Runtime(kube=kube, options=options)
     if options.gang_scheduling == "off":

@@ -212,8 +212,8 @@ async def _create_gang(rt: Runtime, gang: dict[str, Any], templates: dict[str, s
     """Create a PodGang and, from the create's answer (its uid: they are owned by it), its backend objects at
     once, so the scheduler can take the gang's pods as soon as they exist rather than one PCS pass (and every
     pod create already queued) later (issue #13)."""
-    created = await ensure(rt, gang, None)
-    if created is not None:
+    created = await ensure(rt, gang, None, answer=True)
+    if created:
         await run(schedulingbackend.gang_creates(rt.kube, rt.backends, created, templates))
 
 

@@ -82,9 +82,11 @@ async def run(writes: Iterable[Awaitable[Any]]) -> int:
     return counter[0] - before
 
 
-async def ensure(rt: Runtime, desired: dict[str, Any], observed: dict[str, Any] | None) -> dict[str, Any] | None:
+async def ensure(
+    rt: Runtime, desired: dict[str, Any], observed: dict[str, Any] | None, *, answer: bool = False
+) -> dict[str, Any] | None:
     """Create if missing (unless a create is already in flight), patch if labels/annotations/spec differ.
-    Returns the created object as the API server answered (None when nothing was created)."""
+    `answer`: return the created object as the API server answered it (None when nothing was created)."""
     key = object_key(desired)
     if observed is None:
         if rt.creates.pending(key):
@@ -92,7 +94,7 @@ async def ensure(rt: Runtime, desired: dict[str, Any], observed: dict[str, Any] 
         rt.creates.expect(key)
         count()
         try:
-            return await rt.kube.create(desired)
+            return await rt.kube.create(desired, answer=answer)
         except Exception:
             rt.creates.observe(key)  # let the retry write again
             raise

@@ -1,4 +1,4 @@
-"""Helpers for the operator's tests: PodCliqueSet manifests as plain JSON."""
+"""Helpers for the operator's tests: PodCliqueSet manifests as plain JSON, and a Kube that records writes."""
 
 from __future__ import annotations
 
@@ -41,3 +41,24 @@ def make_pcs(
 
 def deep(obj: Any) -> Any:
     return copy.deepcopy(obj)
+
+
+class FakeKube:
+    """Records writes (verb, Kind/name, body); creates answer with the object, like the API server, when the
+    caller asks for the answer. Patches of a subresource are recorded as `patch/<subresource>`."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, Any]] = []
+        self.writes: dict[str, int] = {}
+
+    async def create(self, obj: dict[str, Any], *, answer: bool = False) -> dict[str, Any]:
+        self.calls.append(("create", f"{obj['kind']}/{obj['metadata']['name']}", obj))
+        return obj if answer else {}
+
+    async def patch(self, target: Any, body: dict[str, Any], **kw: Any) -> dict[str, Any]:
+        name = target if isinstance(target, str) else f"{target['kind']}/{target['metadata']['name']}"
+        self.calls.append(("patch" + ("/" + kw["subresource"] if kw.get("subresource") else ""), name, body))
+        return {}
+
+    async def delete(self, obj: dict[str, Any], **kw: Any) -> None:
+        self.calls.append(("delete", f"{obj['kind']}/{obj['metadata']['name']}", None))

@@ -7,7 +7,7 @@ import asyncio
 import copy
 from typing import Any
 
-from operator_fixtures import clique, make_pcs
+from operator_fixtures import FakeKube, clique, make_pcs
 
 from controllers import cache as caches
 from controllers import reconcile
@@ -26,24 +26,6 @@ INDEXERS = {
     "ResourceClaimTemplate": (caches.TEMPLATES, caches.index_claim_template),
     "ComputeDomain": (caches.DOMAINS, caches.index_claim),
 }
-
-
-class FakeKube:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str, Any]] = []
-        self.writes: dict[str, int] = {}
-
-    async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
-        self.calls.append(("create", f"{obj['kind']}/{obj['metadata']['name']}", obj))
-        return obj
-
-    async def patch(self, target: Any, body: dict[str, Any], **kw: Any) -> dict[str, Any]:
-        name = target if isinstance(target, str) else f"{target['kind']}/{target['metadata']['name']}"
-        self.calls.append(("patch", name, body))
-        return {}
-
-    async def delete(self, obj: dict[str, Any], **kw: Any) -> None:
-        self.calls.append(("delete", f"{obj['kind']}/{obj['metadata']['name']}", None))
 
 
 def runtime(objects: list[dict[str, Any]]) -> tuple[Runtime, FakeKube]:

@@ -7,33 +7,13 @@ import asyncio
 import copy
 from typing import Any
 
-from operator_fixtures import clique, make_pcs
+from operator_fixtures import FakeKube, clique, make_pcs
 
 from controllers import cache as caches
 from controllers import reconcile
 from controllers.runtime import Options, Runtime
 from grove.api import constants as c
 from grove.expansion import graph, pod
-
-
-class FakeKube:
-    """Records writes; creates answer with the object plus a uid, like the API server."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str, Any]] = []
-        self.writes: dict[str, int] = {}
-
-    async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
-        self.calls.append(("create", f"{obj['kind']}/{obj['metadata']['name']}", obj))
-        return obj
-
-    async def patch(self, target: Any, body: dict[str, Any], **kw: Any) -> dict[str, Any]:
-        name = target if isinstance(target, str) else f"{target['kind']}/{target['metadata']['name']}"
-        self.calls.append(("patch" + ("/" + kw["subresource"] if kw.get("subresource") else ""), name, body))
-        return {}
-
-    async def delete(self, obj: dict[str, Any], **kw: Any) -> None:
-        self.calls.append(("delete", f"{obj['kind']}/{obj['metadata']['name']}", None))
 
 
 def world(objects: list[dict[str, Any]]) -> caches.Cache:
@@ -295,7 +275,7 @@ def test_an_event_refused_because_its_namespace_is_terminating_is_dropped_quietl
             super().__init__()
             self.body = body
 
-        async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        async def create(self, obj: dict[str, Any], *, answer: bool = False) -> dict[str, Any]:
             raise ApiError(403, self.body, "POST", "/api/v1/namespaces/ns/events")
 
     pcs = {"apiVersion": "grove.io/v1alpha1", "kind": "PodCliqueSet", "metadata": {"name": "a", "namespace": "ns"}}
