@@ -8,6 +8,7 @@ half-filled cache would make the operator re-create objects that exist).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -156,11 +157,39 @@ def index_claim_template(body: Mapping[str, Any]) -> dict[Any, Any]:
     return out
 
 
+# Objects the operator created, as the API server answered, until their first watch event (issue #13): under a
+# write burst the watch delivers seconds late, and a PodClique's pods need only its uid to be created.
+WRITE_THROUGH_TTL = 30.0
+
+
 class Cache:
-    """Read access to the kopf indexes (bound once the operator has started)."""
+    """Read access to the kopf indexes (bound once the operator has started), plus the operator's own creates
+    that the watch has not delivered yet (`remember`; only for by-name lookups of PodCliques, scaling groups
+    and PodGangs)."""
 
     def __init__(self) -> None:
         self.indexes: dict[str, Mapping[Any, Iterable[Any]]] = {}
+        self.created: dict[tuple[str, str, str], tuple[float, dict[str, Any]]] = {}
+
+    def remember(self, obj: Mapping[str, Any]) -> None:
+        """A create's answer, served by name until the object's first watch event (`forget`)."""
+        meta = obj.get("metadata") or {}
+        self.created[(str(obj.get("kind")), meta.get("namespace", ""), meta.get("name", ""))] = (
+            time.monotonic(),
+            plain(obj),
+        )
+
+    def forget(self, kind: str, ns: str, name: str) -> None:
+        self.created.pop((kind, ns, name), None)
+
+    def _created(self, kind: str, ns: str, name: str) -> dict[str, Any] | None:
+        hit = self.created.get((kind, ns, name))
+        if hit is None:
+            return None
+        if time.monotonic() - hit[0] > WRITE_THROUGH_TTL:  # the watch reports every object: it is not coming
+            del self.created[(kind, ns, name)]
+            return None
+        return hit[1]
 
     def bind(self, kwargs: Mapping[str, Any]) -> None:
         if not self.indexes:
@@ -180,13 +209,13 @@ class Cache:
         return self._one(PCS, ("name", ns, name))
 
     def pcsg(self, ns: str, name: str) -> dict[str, Any] | None:
-        return self._one(PCSG, ("name", ns, name))
+        return self._one(PCSG, ("name", ns, name)) or self._created(c.KIND_PODCLIQUESCALINGGROUP, ns, name)
 
     def pclq(self, ns: str, name: str) -> dict[str, Any] | None:
-        return self._one(PCLQ, ("name", ns, name))
+        return self._one(PCLQ, ("name", ns, name)) or self._created(c.KIND_PODCLIQUE, ns, name)
 
     def podgang(self, ns: str, name: str) -> dict[str, Any] | None:
-        return self._one(GANGS, ("name", ns, name))
+        return self._one(GANGS, ("name", ns, name)) or self._created(c.KIND_PODGANG, ns, name)
 
     def service(self, ns: str, name: str) -> dict[str, Any] | None:
         return self._one(SERVICES, ("name", ns, name))

@@ -159,7 +159,7 @@ def replace_group_replicas(
         if ready is not None and group.obj is not None:
             go, record = update.select_group_replica(group.obj.get("status"), loaded.generation_hash or "", ready)
             if record is not None:
-                writes.append(write_status(rt, group.obj, record, (PCS, ns, name)))
+                writes.append(write_status(rt, group.obj, record, (PCS, ns, name), urgent=True))
             if go:
                 doomed.append(ready)
         for j in doomed:

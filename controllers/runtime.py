@@ -101,6 +101,7 @@ class Runtime:
         """An event for an object: its create is no longer in flight; forget per-object state once deleted
         (so memory does not grow with churn)."""
         self.creates.observe((kind, namespace, name))
+        self.cache.forget(kind, namespace, name)
         if deleted and uid:
             self.status_written.pop(uid, None)
             self.phases.pop(uid, None)

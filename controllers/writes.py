@@ -10,6 +10,7 @@ import time
 from collections.abc import Awaitable, Iterable
 from typing import Any
 
+from controllers.queue_keys import PCLQ, PCSG
 from controllers.runtime import Runtime
 from grove.api import constants as c
 from grove.expansion import diff, status
@@ -26,6 +27,12 @@ STATUS_MIN_INTERVAL = 1.0
 # up to STATUS_MAX_INTERVAL. An idle API server answers in milliseconds: the interval stays at the minimum.
 STATUS_LATENCY_FACTOR = 20.0
 STATUS_MAX_INTERVAL = 5.0
+
+
+# Kinds whose create answers are served from the cache until the watch delivers them (issue #13), and the
+# reconcile each one starts at once: a PodClique's pods are created as soon as it exists, not when its watch
+# event arrives (seconds late under a write burst); a PodGang lets those pods be created without the gate.
+WRITE_THROUGH = {c.KIND_PODCLIQUE: PCLQ, c.KIND_PODCLIQUESCALINGGROUP: PCSG, c.KIND_PODGANG: None}
 
 
 def status_interval(rt: Runtime) -> float:
@@ -93,11 +100,18 @@ async def ensure(
             return None
         rt.creates.expect(key)
         count()
+        through = key[0] in WRITE_THROUGH
         try:
-            return await rt.kube.create(desired, answer=answer)
+            created = await rt.kube.create(desired, answer=answer or through)
         except Exception:
             rt.creates.observe(key)  # let the retry write again
             raise
+        if through and created:
+            rt.cache.remember(created)
+            reconcile = WRITE_THROUGH[key[0]]
+            if reconcile is not None:
+                rt.enqueue(reconcile, key[1], key[2])
+        return created if answer else None
     rt.creates.observe(key)
     if observed["metadata"].get("deletionTimestamp"):
         return None
@@ -118,9 +132,15 @@ async def ensure(
 
 
 async def write_status(
-    rt: Runtime, obj: dict[str, Any], desired: dict[str, Any], requeue: tuple[str, str, str] | None = None
+    rt: Runtime,
+    obj: dict[str, Any],
+    desired: dict[str, Any],
+    requeue: tuple[str, str, str] | None = None,
+    *,
+    urgent: bool = False,
 ) -> None:
-    """Patch /status only if it differs from the observed status (and was not just sent)."""
+    """Patch /status only if it differs from the observed status (and was not just sent). `urgent`: not paced
+    (a rolling update's next step waits for this write to be seen, issue 8)."""
     if not status.differs(obj.get("status"), desired):
         return
     uid = obj["metadata"].get("uid")
@@ -129,7 +149,7 @@ async def write_status(
     last = rt.status_written.get(uid)
     interval = status_interval(rt)
     elapsed = time.monotonic() - last if last is not None else interval
-    if requeue is not None and elapsed < interval:
+    if requeue is not None and elapsed < interval and not urgent:
         if rt.queue is not None:
             rt.queue.add(requeue, None, delay=interval - elapsed)
         return

@@ -44,8 +44,8 @@ def deep(obj: Any) -> Any:
 
 
 class FakeKube:
-    """Records writes (verb, Kind/name, body); creates answer with the object, like the API server, when the
-    caller asks for the answer. Patches of a subresource are recorded as `patch/<subresource>`."""
+    """Records writes (verb, Kind/name, body); creates answer with the object and a uid, like the API server,
+    when the caller asks for the answer. Patches of a subresource are recorded as `patch/<subresource>`."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, Any]] = []
@@ -53,7 +53,10 @@ class FakeKube:
 
     async def create(self, obj: dict[str, Any], *, answer: bool = False) -> dict[str, Any]:
         self.calls.append(("create", f"{obj['kind']}/{obj['metadata']['name']}", obj))
-        return obj if answer else {}
+        if not answer:
+            return {}
+        meta = obj["metadata"]
+        return {**obj, "metadata": {**meta, "uid": f"uid-{obj['kind']}-{meta['name']}", "resourceVersion": "1"}}
 
     async def patch(self, target: Any, body: dict[str, Any], **kw: Any) -> dict[str, Any]:
         name = target if isinstance(target, str) else f"{target['kind']}/{target['metadata']['name']}"

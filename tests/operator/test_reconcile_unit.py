@@ -97,6 +97,26 @@ def test_pcs_creates_everything_from_scratch() -> None:
     ]
 
 
+def test_a_created_podclique_gets_its_pods_before_its_watch_event() -> None:
+    """Issue #13: the create's answer is served from the cache until the watch delivers the object, so the
+    PodClique's pods (owned by its uid) are created at once, ungated because their PodGang's create was seen."""
+    pcs = make_pcs(replicas=1, cliques=[clique("a", 2)])
+    pcs["metadata"]["uid"] = "uid-PodCliqueSet-mn"
+    rt, kube = runtime([pcs])
+    asyncio.run(reconcile.dispatch(rt, ("pcs", "ns", "mn"), None))
+    pclq = rt.cache.pclq("ns", "mn-0-a")
+    assert pclq is not None and pclq["metadata"]["uid"] == "uid-PodClique-mn-0-a"
+    assert rt.cache.podgang("ns", "mn-0") is not None
+    asyncio.run(reconcile.dispatch(rt, ("pclq", "ns", "mn-0-a"), None))
+    pods = [obj for verb, name, obj in kube.calls if verb == "create" and name.startswith("Pod/")]
+    assert sorted(p["metadata"]["name"] for p in pods) == ["mn-0-a-0", "mn-0-a-1"]
+    assert all(p["metadata"]["ownerReferences"][0]["uid"] == "uid-PodClique-mn-0-a" for p in pods)
+    assert not any(p["spec"].get("schedulingGates") for p in pods)
+    # The watch event takes over: the remembered answer is dropped.
+    rt.observed("PodClique", "ns", "mn-0-a", "uid-PodClique-mn-0-a", False)
+    assert rt.cache.pclq("ns", "mn-0-a") is None
+
+
 def converged(pcs: dict[str, Any]) -> list[dict[str, Any]]:
     """Every object as the operator leaves it once everything is Ready, statuses included."""
     from controllers.runtime import now
