@@ -282,6 +282,8 @@ async def run(options: Options, stop: asyncio.Event | None = None) -> None:
             holder.cancel()
         if rt.queue is not None:
             await rt.queue.stop()
+        for task in list(rt.tasks):  # handed-off status writes: the next leader recomputes them
+            task.cancel()
         if elector is not None and (holder is None or not holder.done() or holder.cancelled()):
             await elector.release()
         await serving.stop(runners)

@@ -199,7 +199,8 @@ async def _sync_status(rt: Runtime, ns: str, name: str, pclq: dict[str, Any], de
     # A new Ready pod selected for replacement is deleted once this write is seen: not paced (issue 8).
     selected = ((desired.get("updateProgress") or {}).get("readyPodsSelectedToUpdate") or {}).get("current")
     recorded = ((previous.get("updateProgress") or {}).get("readyPodsSelectedToUpdate") or {}).get("current")
-    await write_status(rt, pclq, desired, (PCLQ, ns, name), urgent=selected is not None and selected != recorded)
+    urgent = selected is not None and selected != recorded
+    await write_status(rt, pclq, desired, (PCLQ, ns, name), urgent=urgent, background=True)
     if was_false and breached:
         cond = conditions.get(desired["conditions"], c.CONDITION_MIN_AVAILABLE_BREACHED) or {}
         await events.post(rt.kube, pclq, "Warning", "MinAvailableBreached", str(cond.get("message", "")))

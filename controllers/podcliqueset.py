@@ -203,7 +203,7 @@ def _sync_gangs(
             pods = {g["name"]: rt.cache.pods(ns, g["name"]) for g in gang["spec"]["podgroups"]}
             gang_status = podgang.podgang_status(gang, pods, observed.get("status"), stamp, backend)
             if observed.get("status") or gang_status["conditions"][0]["status"] == "True":
-                writes.append(write_status(rt, observed, gang_status, (PCS, ns, name)))
+                writes.append(write_status(rt, observed, gang_status, (PCS, ns, name), background=True))
     desired_names = {g["metadata"]["name"] for g in gangs}
     writes.extend(delete(rt, gang) for gang in observed_gangs if gang["metadata"]["name"] not in desired_names)
 
@@ -270,4 +270,4 @@ async def _sync_status(rt: Runtime, pcs: dict[str, Any], loaded: Loaded, plan: l
         rolling=update.describe(ordered, plan.current, plan.active),
         updated_replicas=sum(v.done for v in ordered),
     )
-    await write_status(rt, pcs, desired, (PCS, ns, name))
+    await write_status(rt, pcs, desired, (PCS, ns, name), background=True)

@@ -4,19 +4,23 @@ that stop the operator from repeating a write before its watch event has come ba
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from controllers.cache import Cache
-from controllers.client import Kube
+from controllers.client import ApiError, Kube
 from controllers.schedulingbackend import Backends
 from controllers.workqueue import WorkQueue
 from grove.api import PodCliqueSet
 from grove.expansion import hashing, podclique
 from grove.expansion import spec as specs
 from grove.expansion.startup import DEFAULT_STARTUP_WAIT_IMAGE
+
+log = logging.getLogger("grove.operator")
 
 
 @dataclass
@@ -96,6 +100,9 @@ class Runtime:
     # key -> timer that enqueues it at a deadline (gang termination), one per key, earliest wins.
     timers: dict[Any, asyncio.TimerHandle] = field(default_factory=dict)
     backends: Backends = field(default_factory=Backends)  # issue #9: scheduler backend and its objects
+    # Writes a reconcile hands off instead of waiting for (`spawn`): its last status write, which at low
+    # priority can wait seconds for a slot behind a burst of creates and would hold a worker all that time.
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def observed(self, kind: str, namespace: str, name: str, uid: str | None, deleted: bool) -> None:
         """An event for an object: its create is no longer in flight; forget per-object state once deleted
@@ -117,6 +124,29 @@ class Runtime:
                 for users in self.external_users.values():
                     users.discard((namespace, name))
             self.warned = {w for w in self.warned if not (isinstance(w[1], tuple) and w[1][:1] == (uid,))}
+
+    def spawn(self, write: Coroutine[Any, Any, Any], requeue: tuple[str, str, str] | None) -> None:
+        """Run `write` without waiting for it; if it fails, `requeue` is reconciled again (after a second)."""
+        task = asyncio.create_task(write)
+        self.tasks.add(task)
+
+        def finished(done: asyncio.Task[Any]) -> None:
+            self.tasks.discard(done)
+            if done.cancelled() or done.exception() is None:
+                return
+            error = done.exception()
+            if isinstance(error, ApiError) and error.namespace_terminating:
+                return  # the namespace takes the object with it (issue 14)
+            log.warning("write for %s failed, reconciling it again: %s", "/".join(requeue or ()), error)
+            if requeue is not None and self.queue is not None:
+                self.queue.add(requeue, None, delay=1.0)
+
+        task.add_done_callback(finished)
+
+    async def drain(self) -> None:
+        """Wait for the writes handed off with `spawn` (tests; shutdown cancels them instead)."""
+        while self.tasks:
+            await asyncio.gather(*list(self.tasks), return_exceptions=True)
 
     def enqueue(self, kind: str, namespace: str, name: str, hint: Any = None) -> None:
         if self.queue is not None and name:

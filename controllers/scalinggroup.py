@@ -78,4 +78,4 @@ async def reconcile(rt: Runtime, ns: str, name: str, hints: Hints) -> None:
         generation_hash=gen_hash if view.done else (pcsg.get("status") or {}).get("currentPodCliqueSetGenerationHash"),
         updated_replicas=sum(r.done for r in view.replicas),
     )
-    await write_status(rt, pcsg, desired_status, (PCSG, ns, name))
+    await write_status(rt, pcsg, desired_status, (PCSG, ns, name), background=True)

@@ -138,9 +138,12 @@ async def write_status(
     requeue: tuple[str, str, str] | None = None,
     *,
     urgent: bool = False,
+    background: bool = False,
 ) -> None:
     """Patch /status only if it differs from the observed status (and was not just sent). `urgent`: not paced
-    (a rolling update's next step waits for this write to be seen, issue 8)."""
+    (a rolling update's next step waits for this write to be seen, issue 8). `background`: handed off
+    (`Runtime.spawn`), for a reconcile's last write: nothing in the pass depends on it, and waiting for a
+    status slot behind a burst of creates would hold a worker that new PodCliques need (issue #13)."""
     if not status.differs(obj.get("status"), desired):
         return
     uid = obj["metadata"].get("uid")
@@ -155,10 +158,18 @@ async def write_status(
         return
     rt.status_written[uid] = time.monotonic()
     rt.writes.expect(("status", uid), desired)
+    send = _send_status(rt, obj, desired)
+    if background:
+        rt.spawn(send, requeue)
+    else:
+        await send
+
+
+async def _send_status(rt: Runtime, obj: dict[str, Any], desired: dict[str, Any]) -> None:
     try:
         await rt.kube.patch(obj, {"status": desired}, subresource="status")
     except Exception:
-        rt.writes.observe(("status", uid))
+        rt.writes.observe(("status", obj["metadata"].get("uid")))
         raise
 
 

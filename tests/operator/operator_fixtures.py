@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
+from collections.abc import Hashable
 from typing import Any
 
 
@@ -65,3 +67,14 @@ class FakeKube:
 
     async def delete(self, obj: dict[str, Any], **kw: Any) -> None:
         self.calls.append(("delete", f"{obj['kind']}/{obj['metadata']['name']}", None))
+
+
+def dispatch(rt: Any, key: tuple[str, str, str], hints: frozenset[Hashable] | None = None) -> None:
+    """One reconcile of `key`, then the status writes it handed off (`Runtime.spawn`)."""
+    from controllers import reconcile
+
+    async def main() -> None:
+        await reconcile.dispatch(rt, key, hints)
+        await rt.drain()
+
+    asyncio.run(main())

@@ -3,14 +3,12 @@ change), stale claim objects after scale-in, external resourceSharing templates 
 
 from __future__ import annotations
 
-import asyncio
 import copy
 from typing import Any
 
-from operator_fixtures import FakeKube, clique, make_pcs
+from operator_fixtures import FakeKube, clique, dispatch, make_pcs
 
 from controllers import cache as caches
-from controllers import reconcile
 from controllers.runtime import Options, Runtime
 from grove.expansion import claims as seam
 from grove.expansion import graph
@@ -81,7 +79,7 @@ def claims_of(pcs: dict[str, Any], **kwargs: Any) -> list[dict[str, Any]]:
 
 
 def reconcile_pcs(rt: Runtime, hints: Any = None) -> None:
-    asyncio.run(reconcile.dispatch(rt, ("pcs", "ns", "sh"), hints))
+    dispatch(rt, ("pcs", "ns", "sh"), hints)
 
 
 def created_claims(kube: FakeKube) -> list[str]:

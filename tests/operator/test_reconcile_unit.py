@@ -7,7 +7,7 @@ import asyncio
 import copy
 from typing import Any
 
-from operator_fixtures import FakeKube, clique, make_pcs
+from operator_fixtures import FakeKube, clique, dispatch, make_pcs
 
 from controllers import cache as caches
 from controllers import reconcile
@@ -74,7 +74,7 @@ def test_pclq_creates_only_missing_pods_after_a_crash() -> None:
     pclq = with_uids(g.podcliques)[0]
     survivors = [p for p in with_uids(g.pods) if p["metadata"]["name"] in ("mn-0-a-0", "mn-0-a-2")]
     rt, kube = runtime([pcs, pclq, *survivors])
-    asyncio.run(reconcile.dispatch(rt, ("pclq", "ns", "mn-0-a"), None))
+    dispatch(rt, ("pclq", "ns", "mn-0-a"), None)
     created = sorted(name for verb, name, _ in kube.calls if verb == "create")
     assert created == ["Pod/mn-0-a-1", "Pod/mn-0-a-3"]
     # The created pods are exactly what the pure expansion says (deterministic names: no duplicates possible).
@@ -85,7 +85,7 @@ def test_pclq_creates_only_missing_pods_after_a_crash() -> None:
 def test_pcs_creates_everything_from_scratch() -> None:
     pcs = make_pcs(replicas=2, cliques=[clique("a", 2)])
     rt, kube = runtime([pcs])
-    asyncio.run(reconcile.dispatch(rt, ("pcs", "ns", "mn"), None))
+    dispatch(rt, ("pcs", "ns", "mn"), None)
     created = sorted(name for verb, name, _ in kube.calls if verb == "create")
     assert created == [
         "PodClique/mn-0-a",
@@ -103,11 +103,11 @@ def test_a_created_podclique_gets_its_pods_before_its_watch_event() -> None:
     pcs = make_pcs(replicas=1, cliques=[clique("a", 2)])
     pcs["metadata"]["uid"] = "uid-PodCliqueSet-mn"
     rt, kube = runtime([pcs])
-    asyncio.run(reconcile.dispatch(rt, ("pcs", "ns", "mn"), None))
+    dispatch(rt, ("pcs", "ns", "mn"), None)
     pclq = rt.cache.pclq("ns", "mn-0-a")
     assert pclq is not None and pclq["metadata"]["uid"] == "uid-PodClique-mn-0-a"
     assert rt.cache.podgang("ns", "mn-0") is not None
-    asyncio.run(reconcile.dispatch(rt, ("pclq", "ns", "mn-0-a"), None))
+    dispatch(rt, ("pclq", "ns", "mn-0-a"), None)
     pods = [obj for verb, name, obj in kube.calls if verb == "create" and name.startswith("Pod/")]
     assert sorted(p["metadata"]["name"] for p in pods) == ["mn-0-a-0", "mn-0-a-1"]
     assert all(p["metadata"]["ownerReferences"][0]["uid"] == "uid-PodClique-mn-0-a" for p in pods)
@@ -115,6 +115,37 @@ def test_a_created_podclique_gets_its_pods_before_its_watch_event() -> None:
     # The watch event takes over: the remembered answer is dropped.
     rt.observed("PodClique", "ns", "mn-0-a", "uid-PodClique-mn-0-a", False)
     assert rt.cache.pclq("ns", "mn-0-a") is None
+
+
+def test_a_status_write_waiting_for_a_slot_does_not_hold_the_reconcile() -> None:
+    """Issue #13: status writes have the lowest priority, so during a burst of creates they wait seconds for a
+    slot. The reconcile hands its last status write off and returns, freeing its worker for new PodCliques;
+    the write still happens."""
+    pcs = make_pcs(cliques=[clique("a", 2)])
+    pcs["metadata"]["uid"] = "uid-PodCliqueSet-mn"
+    expanded = graph.expand(pcs)
+    pclq = with_uids(expanded.podcliques)[0]
+    # A PodClique whose pods are all there and Ready: the pass's only write is its status.
+    rt, _ = runtime([pcs, pclq, *[ready_pod(p) for p in with_uids(expanded.pods)]])
+    release = asyncio.Event()
+
+    class SlowStatusKube(FakeKube):
+        async def patch(self, target: Any, body: dict[str, Any], **kw: Any) -> dict[str, Any]:
+            if kw.get("subresource") == "status":
+                await release.wait()
+            return await super().patch(target, body, **kw)
+
+    slow = SlowStatusKube()
+    rt.kube = slow  # type: ignore[assignment]
+
+    async def main() -> None:
+        await asyncio.wait_for(reconcile.dispatch(rt, ("pclq", "ns", "mn-0-a"), None), timeout=5)
+        assert len(rt.tasks) == 1 and not [v for v, _, _ in slow.calls if v == "patch/status"]
+        release.set()
+        await rt.drain()
+
+    asyncio.run(main())
+    assert [n for v, n, _ in slow.calls if v == "patch/status"] == ["PodClique/mn-0-a"]
 
 
 def converged(pcs: dict[str, Any]) -> list[dict[str, Any]]:
@@ -147,7 +178,7 @@ def converged(pcs: dict[str, Any]) -> list[dict[str, Any]]:
     world = [pcs, *services, *with_uids(g.scaling_groups), *pclqs, *gangs, *pods]
     # The PCS status as the operator writes it (update progress is computed from the children and their pods).
     rt, kube = runtime(world)
-    asyncio.run(reconcile.dispatch(rt, ("pcs", "ns", "mn"), None))
+    dispatch(rt, ("pcs", "ns", "mn"), None)
     pcs["status"] = next(body["status"] for verb, _, body in kube.calls if verb == "patch/status")
     assert pcs["status"]["updatedReplicas"] == pcs["spec"]["replicas"]
     progress = pcs["status"]["updateProgress"]
@@ -170,7 +201,7 @@ def test_scale_in_deletes_highest_replicas() -> None:
     objs[0]["spec"]["replicas"] = 1
     objs[0]["metadata"]["generation"] = 2
     rt, kube = runtime(objs)
-    asyncio.run(reconcile.dispatch(rt, ("pcs", "ns", "mn"), None))
+    dispatch(rt, ("pcs", "ns", "mn"), None)
     deleted = [name for verb, name, _ in kube.calls if verb == "delete"]
     assert sorted(deleted) == sorted(
         ["PodClique/mn-2-a", "PodGang/mn-2", "Service/mn-2", "PodClique/mn-1-a", "PodGang/mn-1", "Service/mn-1"]
@@ -184,7 +215,7 @@ def test_invalid_spec_creates_nothing() -> None:
         startup="CliqueStartupTypeExplicit",
     )
     rt, kube = runtime([pcs])
-    asyncio.run(reconcile.dispatch(rt, ("pcs", "ns", "mn"), None))
+    dispatch(rt, ("pcs", "ns", "mn"), None)
     verbs = [(verb, name) for verb, name, _ in kube.calls]
     assert ("patch/status", "PodCliqueSet/mn") in verbs
     assert all(name.startswith("Event/") for verb, name in verbs if verb == "create")
@@ -206,7 +237,7 @@ def test_pods_of_an_existing_gang_are_created_without_the_gate() -> None:
 
     def created_gates(objects: list[dict[str, Any]], pclq: str) -> dict[str, list[str]]:
         rt, kube = runtime([pcs, *objects])
-        asyncio.run(reconcile.dispatch(rt, ("pclq", "ns", pclq), None))
+        dispatch(rt, ("pclq", "ns", pclq), None)
         assert not [verb for verb, _, _ in kube.calls if verb != "create"]  # no ungate PATCH needed
         return {
             name: [gate["name"] for gate in body["spec"].get("schedulingGates") or []]
@@ -225,7 +256,7 @@ def test_scaled_gang_pods_are_created_gated_until_the_base_is_scheduled() -> Non
     objects = with_uids([*g.podcliques, *g.podgangs, *g.scaling_groups])
     scaled = next(q for q in objects if q["kind"] == "PodClique" and c.LABEL_BASE_PODGANG in q["metadata"]["labels"])
     rt, kube = runtime([pcs, *objects])
-    asyncio.run(reconcile.dispatch(rt, ("pclq", "ns", scaled["metadata"]["name"]), None))
+    dispatch(rt, ("pclq", "ns", scaled["metadata"]["name"]), None)
     bodies = [body for verb, _, body in kube.calls if verb == "create"]
     assert bodies and all(body["spec"]["schedulingGates"] == [{"name": c.SCHEDULING_GATE}] for body in bodies)
 
@@ -258,7 +289,7 @@ def test_template_change_rolls_one_pcs_replica_and_one_group_replica() -> None:
     for cl in new["spec"]["template"]["cliques"]:
         cl["spec"]["podSpec"]["containers"][0]["env"][0]["value"] = "v2"
     rt, kube = runtime(changed)
-    asyncio.run(reconcile.dispatch(rt, ("pcs", "ns", "mn"), None))
+    dispatch(rt, ("pcs", "ns", "mn"), None)
     patched = sorted(n for v, n, b in kube.calls if v == "patch" and "spec" in b and n.startswith("PodClique/"))
     deleted = sorted(n for v, n, _ in kube.calls if v == "delete")
     assert patched == ["PodClique/mn-0-fe"]
@@ -271,7 +302,7 @@ def test_template_change_rolls_one_pcs_replica_and_one_group_replica() -> None:
     pcsg = next(o for o in changed if o["metadata"]["name"] == "mn-0-sg")
     pcsg["status"] = {"updateProgress": {"updateStartedAt": "t", "podCliqueSetGenerationHash": gen2}}
     rt, kube = runtime(changed)
-    asyncio.run(reconcile.dispatch(rt, ("pcs", "ns", "mn"), None))
+    dispatch(rt, ("pcs", "ns", "mn"), None)
     assert [n for v, n, _ in kube.calls if v == "delete"] == []
     record = [b for v, n, b in kube.calls if v == "patch/status" and n == "PodCliqueScalingGroup/mn-0-sg"]
     assert record == [{"status": {"updateProgress": {"readyReplicaIndicesSelectedToUpdate": {"current": 1}}}}]
@@ -279,7 +310,7 @@ def test_template_change_rolls_one_pcs_replica_and_one_group_replica() -> None:
     # Once the status says so (a restart here takes the same choice again), the group replica goes whole.
     pcsg["status"]["updateProgress"]["readyReplicaIndicesSelectedToUpdate"] = {"current": 1}
     rt, kube = runtime(changed)
-    asyncio.run(reconcile.dispatch(rt, ("pcs", "ns", "mn"), None))
+    dispatch(rt, ("pcs", "ns", "mn"), None)
     deleted = sorted(n for v, n, _ in kube.calls if v == "delete")
     assert deleted == ["PodClique/mn-0-sg-1-lead", "PodClique/mn-0-sg-1-work"]
     assert not [n for v, n, _ in kube.calls if v == "patch/status" and n.startswith("PodCliqueScalingGroup/")]
@@ -322,7 +353,7 @@ def test_ready_pod_is_recorded_as_selected_before_it_is_replaced() -> None:
 
     def run_pclq() -> list[tuple[str, str, Any]]:
         rt, kube = runtime(world_)
-        asyncio.run(reconcile.dispatch(rt, ("pclq", "ns", "mn-0-fe"), None))
+        dispatch(rt, ("pclq", "ns", "mn-0-fe"), None)
         return kube.calls
 
     calls = run_pclq()
@@ -360,7 +391,7 @@ def test_pcs_gang_termination_flags_every_pcsg_before_it_deletes() -> None:
 
     def run_pcs() -> list[tuple[str, str, Any]]:
         rt, kube = runtime(world_)
-        asyncio.run(reconcile.dispatch(rt, ("pcs", "ns", "mn"), None))
+        dispatch(rt, ("pcs", "ns", "mn"), None)
         return kube.calls
 
     calls = run_pcs()
