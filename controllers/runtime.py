@@ -103,6 +103,8 @@ class Runtime:
     # Writes a reconcile hands off instead of waiting for (`spawn`): its last status write, which at low
     # priority can wait seconds for a slot behind a burst of creates and would hold a worker all that time.
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    # uid -> the key to reconcile again once the status write in flight for that object is done (None: none).
+    status_busy: dict[str, tuple[str, str, str] | None] = field(default_factory=dict)
 
     def observed(self, kind: str, namespace: str, name: str, uid: str | None, deleted: bool) -> None:
         """An event for an object: its create is no longer in flight; forget per-object state once deleted

@@ -156,8 +156,14 @@ async def write_status(
         if rt.queue is not None:
             rt.queue.add(requeue, None, delay=interval - elapsed)
         return
+    if uid in rt.status_busy:
+        # One status write per object at a time: a newer status waits for the one in flight, then the
+        # object is reconciled again (handed-off writes would otherwise pile up behind a burst, issue #13).
+        rt.status_busy[uid] = requeue or rt.status_busy[uid]
+        return
     rt.status_written[uid] = time.monotonic()
     rt.writes.expect(("status", uid), desired)
+    rt.status_busy[uid] = None
     send = _send_status(rt, obj, desired)
     if background:
         rt.spawn(send, requeue)
@@ -166,11 +172,16 @@ async def write_status(
 
 
 async def _send_status(rt: Runtime, obj: dict[str, Any], desired: dict[str, Any]) -> None:
+    uid = obj["metadata"].get("uid")
     try:
         await rt.kube.patch(obj, {"status": desired}, subresource="status")
     except Exception:
-        rt.writes.observe(("status", obj["metadata"].get("uid")))
+        rt.writes.observe(("status", uid))
         raise
+    finally:
+        again = rt.status_busy.pop(uid, None)
+        if again is not None and rt.queue is not None:
+            rt.queue.add(again, None)
 
 
 async def delete(rt: Runtime, obj: dict[str, Any], propagation: str = "Background") -> None:

@@ -148,6 +148,43 @@ def test_a_status_write_waiting_for_a_slot_does_not_hold_the_reconcile() -> None
     assert [n for v, n, _ in slow.calls if v == "patch/status"] == ["PodClique/mn-0-a"]
 
 
+def test_one_status_write_per_object_at_a_time() -> None:
+    """Issue #13: a newer status of an object whose status write is still waiting for a slot is not queued
+    behind it; the object is reconciled again once the write in flight is done."""
+    from controllers.writes import write_status
+
+    rt, _ = runtime([])
+    release = asyncio.Event()
+    requeued: list[Any] = []
+
+    class SlowKube(FakeKube):
+        async def patch(self, target: Any, body: dict[str, Any], **kw: Any) -> dict[str, Any]:
+            await release.wait()
+            return await super().patch(target, body, **kw)
+
+    class Queue:
+        def add(self, key: Any, hint: Any = None, *, delay: float | None = None) -> None:
+            requeued.append(key)
+
+    kube = SlowKube()
+    rt.kube = kube  # type: ignore[assignment]
+    rt.queue = Queue()  # type: ignore[assignment]
+    obj = {"apiVersion": "grove.io/v1alpha1", "kind": "PodClique", "metadata": {"name": "q", "namespace": "ns"}}
+    obj["metadata"]["uid"] = "u"
+    key = ("pclq", "ns", "q")
+
+    async def main() -> None:
+        await write_status(rt, obj, {"readyReplicas": 1}, key, urgent=True, background=True)
+        await write_status(rt, obj, {"readyReplicas": 2}, key, urgent=True, background=True)
+        assert len(rt.tasks) == 1
+        release.set()
+        await rt.drain()
+
+    asyncio.run(main())
+    assert [b["status"] for v, _, b in kube.calls if v == "patch/status"] == [{"readyReplicas": 1}]
+    assert requeued == [key] and not rt.status_busy
+
+
 def converged(pcs: dict[str, Any]) -> list[dict[str, Any]]:
     """Every object as the operator leaves it once everything is Ready, statuses included."""
     from controllers.runtime import now
