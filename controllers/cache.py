@@ -8,6 +8,7 @@ half-filled cache would make the operator re-create objects that exist).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -64,11 +65,32 @@ def index_pcsg(body: Mapping[str, Any]) -> dict[Any, Any]:
     return out
 
 
+# PodCliques of one clique template carry equal pod specs in every PCS replica (and scaling-group replica):
+# the cache keeps one copy of each (issue #13: with large templates the copies were most of the cache). Never
+# mutated: expansion deep-copies a PodClique's podSpec before changing it.
+_POD_SPECS: dict[str, Any] = {}
+_POD_SPECS_MAX = 1024  # distinct templates kept; the oldest goes first
+
+
+def shared_pod_spec(pod_spec: Any) -> Any:
+    """The one cached copy of a pod spec equal to `pod_spec` (itself the first time)."""
+    key = json.dumps(pod_spec, sort_keys=True, separators=(",", ":"))
+    shared = _POD_SPECS.get(key)
+    if shared is None:
+        if len(_POD_SPECS) >= _POD_SPECS_MAX:
+            del _POD_SPECS[next(iter(_POD_SPECS))]
+        _POD_SPECS[key] = shared = pod_spec
+    return shared
+
+
 def index_pclq(body: Mapping[str, Any]) -> dict[Any, Any]:
     meta = body["metadata"]
     ns, name = meta["namespace"], meta["name"]
     labels = meta.get("labels") or {}
-    out: dict[Any, Any] = {("name", ns, name): plain(body)}
+    obj = plain(body)
+    if isinstance(obj.get("spec"), Mapping) and "podSpec" in obj["spec"]:
+        obj["spec"] = {**obj["spec"], "podSpec": shared_pod_spec(obj["spec"]["podSpec"])}
+    out: dict[Any, Any] = {("name", ns, name): obj}
     owner = _owner(meta)
     if owner:
         out[("owner", ns, owner[0], owner[1])] = name

@@ -185,6 +185,19 @@ def test_one_status_write_per_object_at_a_time() -> None:
     assert requeued == [key] and not rt.status_busy
 
 
+def test_podcliques_of_one_template_share_one_cached_pod_spec() -> None:
+    """Issue #13 (memory): the PodCliques of one clique template in every PCS replica hold equal pod specs; the
+    cache keeps one copy, equal to what the API server sent."""
+    other = {"containers": [{"name": "main", "image": "other"}]}
+    pcs = make_pcs(replicas=3, cliques=[clique("a", 2), clique("b", 1, podSpec=other)])
+    pclqs = with_uids(graph.expand(pcs).podcliques)
+    cached = {o["metadata"]["name"]: caches.index_pclq(o)[("name", "ns", o["metadata"]["name"])] for o in pclqs}
+    a = [cached[f"mn-{i}-a"]["spec"]["podSpec"] for i in range(3)]
+    assert a[0] is a[1] is a[2]
+    assert cached["mn-0-b"]["spec"]["podSpec"] is not a[0]
+    assert all(cached[o["metadata"]["name"]]["spec"] == o["spec"] for o in pclqs)
+
+
 def converged(pcs: dict[str, Any]) -> list[dict[str, Any]]:
     """Every object as the operator leaves it once everything is Ready, statuses included."""
     from controllers.runtime import now
