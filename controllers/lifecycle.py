@@ -15,7 +15,7 @@ from typing import Any
 from controllers import events
 from controllers.queue_keys import PCS
 from controllers.runtime import Loaded, Runtime
-from controllers.writes import delete, write_status
+from controllers.writes import delete, run, write_status
 from grove.api import constants as c
 from grove.expansion import gangtermination, naming, pod, update
 from grove.expansion import spec as specs
@@ -152,28 +152,47 @@ def replace_group_replicas(
     """In the replica being updated, delete the member PodCliques of the scaling-group replicas to replace
     (together, foreground); the PCSG reconcile re-creates them from the new template once they are gone. An
     available group replica goes only once the PCSG status records it as selected (Grove §2.10, issue 8): the
-    first pass writes that, the PCSG's watch event brings the next."""
+    pass writes that record and, once the API server has answered, deletes the members."""
     ns, name = pcs["metadata"].get("namespace", ""), pcs["metadata"]["name"]
     for group in view.groups:
         doomed, ready = update.group_replacements(group)
         if ready is not None and group.obj is not None:
             go, record = update.select_group_replica(group.obj.get("status"), loaded.generation_hash or "", ready)
-            if record is not None:
-                writes.append(write_status(rt, group.obj, record, (PCS, ns, name), urgent=True))
             if go:
                 doomed.append(ready)
-        for j in doomed:
-            members = [m.obj for m in group.replicas[j].members if m.obj is not None]
-            if members and not any(m.terminating for m in group.replicas[j].members):
-                log.info(
-                    "pcs %s/%s: replacing replica %d of scaling group %s (replica %d)",
-                    ns,
-                    pcs["metadata"]["name"],
-                    j,
-                    group.name,
-                    view.index,
-                )
-            writes.extend(delete(rt, obj, FOREGROUND) for obj in members)
+            elif record is not None:
+                # Recorded, then replaced in this pass once the write is answered (a crash between the two
+                # finds the record): no round trip through the PCSG's watch event per group replica.
+                recorded = write_status(rt, group.obj, record, (PCS, ns, name), urgent=True)
+                writes.append(_record_then_replace(recorded, rt, pcs, view, group, ready))
+        writes.extend(_replace_group_replica(rt, pcs, view, group, j) for j in doomed)
+
+
+async def _replace_group_replica(
+    rt: Runtime, pcs: dict[str, Any], view: update.Replica, group: update.Group, j: int
+) -> None:
+    """Delete group replica `j`'s member PodCliques (foreground, together); logged once."""
+    members = [m.obj for m in group.replicas[j].members if m.obj is not None]
+    if members and not any(m.terminating for m in group.replicas[j].members):
+        meta = pcs["metadata"]
+        log.info(
+            "pcs %s/%s: replacing replica %d of scaling group %s (replica %d)",
+            meta.get("namespace"),
+            meta["name"],
+            j,
+            group.name,
+            view.index,
+        )
+    await run(delete(rt, obj, FOREGROUND) for obj in members)
+
+
+async def _record_then_replace(
+    recorded: Awaitable[bool], rt: Runtime, pcs: dict[str, Any], view: update.Replica, group: update.Group, j: int
+) -> None:
+    """Replace group replica `j` once its selection is known to be persisted; otherwise a later pass that sees
+    the record does."""
+    if await recorded:
+        await _replace_group_replica(rt, pcs, view, group, j)
 
 
 def terminate_gangs(

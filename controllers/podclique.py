@@ -114,8 +114,7 @@ async def _sync_pods(
     """Missing pod indices are created (an index whose name is still held, by any pod, waits; without Grove's
     gate when they are schedulable already, issue #13: one write per pod instead of two); scale-in (highest
     index first), then the rolling update's replacements (grove/expansion/rollout.py) are deleted: a Ready
-    one only once the observed status records it as selected (Grove §2.10, issue 8), so the status step
-    writes the selection first and its watch event brings the delete."""
+    one only once the status records it as selected (Grove §2.10, issue 8; `_record_then_replace`)."""
     spec = pclq.get("spec") or {}
     labels = pclq["metadata"].get("labels") or {}
     want = int(spec.get("replicas", 0))
@@ -143,13 +142,30 @@ async def _sync_pods(
             writes.append(counted(create_or_forget(rt, key, desired)))
     victims = scale.pods_to_delete(pods, want) + replacing.doomed
     ready = replacing.ready
-    if ready is not None and rollout.may_replace_ready(
-        pclq.get("status"), desired_status, labels.get(c.LABEL_POD_TEMPLATE_HASH), ready.name
-    ):
-        victims.append(ready)
-    for victim in victims:
-        ref = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": victim.name, "namespace": ns, "uid": victim.uid}}
-        writes.append(delete(rt, ref))
+    if ready is not None:
+        if rollout.may_replace_ready(
+            pclq.get("status"), desired_status, labels.get(c.LABEL_POD_TEMPLATE_HASH), ready.name
+        ):
+            victims.append(ready)
+        else:
+            writes.append(_record_then_replace(rt, pclq, desired_status, _pod_ref(ns, ready)))
+    writes.extend(delete(rt, _pod_ref(ns, victim)) for victim in victims)
+
+
+def _pod_ref(ns: str, pod: PodView) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod.name, "namespace": ns, "uid": pod.uid}}
+
+
+async def _record_then_replace(
+    rt: Runtime, pclq: dict[str, Any], desired_status: dict[str, Any], pod_ref: dict[str, Any]
+) -> None:
+    """Grove writes the Ready pod it selects for replacement into the status, then deletes it (§2.10, issue
+    8). Both in this pass once the API server has answered the status write: a crash between them finds the
+    selection recorded and deletes the pod then. If the write cannot go now (paced, or another in flight),
+    the pass that sees it recorded deletes the pod."""
+    meta = pclq["metadata"]
+    if await write_status(rt, pclq, desired_status, (PCLQ, meta.get("namespace", ""), meta["name"]), urgent=True):
+        await delete(rt, pod_ref)
 
 
 def _sync_gates(

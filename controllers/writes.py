@@ -139,36 +139,40 @@ async def write_status(
     *,
     urgent: bool = False,
     background: bool = False,
-) -> None:
+) -> bool:
     """Patch /status only if it differs from the observed status (and was not just sent). `urgent`: not paced
-    (a rolling update's next step waits for this write to be seen, issue 8). `background`: handed off
-    (`Runtime.spawn`), for a reconcile's last write: nothing in the pass depends on it, and waiting for a
-    status slot behind a burst of creates would hold a worker that new PodCliques need (issue #13)."""
+    (a rolling update's next step waits for this write, issue 8). `background`: handed off (`Runtime.spawn`),
+    for a reconcile's last write: nothing in the pass depends on it, and waiting for a status slot behind a
+    burst of creates would hold a worker that new PodCliques need (issue #13).
+
+    Returns whether the API server is known to hold `desired` now (observed, or written and answered), so a
+    caller may act on it: a rolling update deletes a selected pod only once its selection is recorded."""
     if not status.differs(obj.get("status"), desired):
-        return
+        return True
     uid = obj["metadata"].get("uid")
     if rt.writes.pending(("status", uid), desired):
-        return
+        return uid not in rt.status_busy  # sent, and answered unless still in flight
     last = rt.status_written.get(uid)
     interval = status_interval(rt)
     elapsed = time.monotonic() - last if last is not None else interval
     if requeue is not None and elapsed < interval and not urgent:
         if rt.queue is not None:
             rt.queue.add(requeue, None, delay=interval - elapsed)
-        return
+        return False
     if uid in rt.status_busy:
         # One status write per object at a time: a newer status waits for the one in flight, then the
         # object is reconciled again (handed-off writes would otherwise pile up behind a burst, issue #13).
         rt.status_busy[uid] = requeue or rt.status_busy[uid]
-        return
+        return False
     rt.status_written[uid] = time.monotonic()
     rt.writes.expect(("status", uid), desired)
     rt.status_busy[uid] = None
     send = _send_status(rt, obj, desired)
     if background:
         rt.spawn(send, requeue)
-    else:
-        await send
+        return False
+    await send
+    return True
 
 
 async def _send_status(rt: Runtime, obj: dict[str, Any], desired: dict[str, Any]) -> None:

@@ -347,13 +347,19 @@ def test_template_change_rolls_one_pcs_replica_and_one_group_replica() -> None:
     pcsg_patches = sorted(n for v, n, _ in kube.calls if v == "patch" and n.startswith("PodCliqueScalingGroup/"))
     assert pcsg_patches == [f"PodCliqueScalingGroup/mn-{i}-sg" for i in range(3)]
 
-    # The PCSG reconcile has written its updateProgress for the new generation: the selection is recorded first.
+    # The PCSG reconcile has written its updateProgress for the new generation: the selection is recorded, and
+    # once the API server has answered that write the group replica goes whole, in the same pass.
     gen2 = rt.load(new).generation_hash
     pcsg = next(o for o in changed if o["metadata"]["name"] == "mn-0-sg")
     pcsg["status"] = {"updateProgress": {"updateStartedAt": "t", "podCliqueSetGenerationHash": gen2}}
     rt, kube = runtime(changed)
     dispatch(rt, ("pcs", "ns", "mn"), None)
-    assert [n for v, n, _ in kube.calls if v == "delete"] == []
+    steps = [(v, n) for v, n, _ in kube.calls if v == "delete" or (v == "patch/status" and n.endswith("mn-0-sg"))]
+    assert steps == [
+        ("patch/status", "PodCliqueScalingGroup/mn-0-sg"),
+        ("delete", "PodClique/mn-0-sg-1-lead"),
+        ("delete", "PodClique/mn-0-sg-1-work"),
+    ]
     record = [b for v, n, b in kube.calls if v == "patch/status" and n == "PodCliqueScalingGroup/mn-0-sg"]
     assert record == [{"status": {"updateProgress": {"readyReplicaIndicesSelectedToUpdate": {"current": 1}}}}]
 
@@ -391,7 +397,8 @@ def test_an_event_refused_because_its_namespace_is_terminating_is_dropped_quietl
 
 def test_ready_pod_is_recorded_as_selected_before_it_is_replaced() -> None:
     """Grove §2.10, issue 8: the PodClique reconcile writes `readyPodsSelectedToUpdate.current` first and deletes
-    the Ready old pod once the observed status names it; the next one moves the previous to `completed`."""
+    the Ready old pod once the API server has answered that write (same pass) or the observed status names it
+    (a restart in between); the next one moves the previous to `completed`."""
     world_ = converged(make_pcs(cliques=[clique("fe", 3, 1)]))
     pcs = world_[0]
     pcs["metadata"]["generation"] = 2
@@ -407,22 +414,21 @@ def test_ready_pod_is_recorded_as_selected_before_it_is_replaced() -> None:
         return kube.calls
 
     calls = run_pclq()
-    assert [n for v, n, _ in calls if v == "delete"] == []  # not before the status says so
-    body = next(b for v, n, b in calls if v == "patch/status")["status"]
+    assert [v for v, _, _ in calls] == ["patch/status", "delete"]  # recorded, then deleted
+    body = calls[0][2]["status"]
     assert body["updateProgress"]["readyPodsSelectedToUpdate"] == {"current": "mn-0-fe-2"}
+    assert calls[1][1] == "Pod/mn-0-fe-2"
     pclq["status"] = body
-    calls = run_pclq()
-    assert [n for v, n, _ in calls if v == "delete"] == ["Pod/mn-0-fe-2"]
-    assert run_pclq() == calls  # a restart here takes the same decision (the delete is idempotent)
+    calls = run_pclq()  # a restart after the record: the same pod goes, nothing is written again
+    assert [(v, n) for v, n, _ in calls] == [("delete", "Pod/mn-0-fe-2")]
 
     # The replacement is Ready at the new template: the next Ready pod is selected, the first one completed.
     pod2 = next(o for o in world_ if o["metadata"]["name"] == "mn-0-fe-2")
     new_pod = ready_pod(with_uids([pod.desired_pod(pclq, 2)])[0])
     world_[world_.index(pod2)] = new_pod
     calls = run_pclq()
-    assert [n for v, n, _ in calls if v == "delete"] == []
-    body = next(b for v, n, b in calls if v == "patch/status")["status"]
-    selected = body["updateProgress"]["readyPodsSelectedToUpdate"]
+    assert [(v, n) for v, n, _ in calls] == [("patch/status", "PodClique/mn-0-fe"), ("delete", "Pod/mn-0-fe-1")]
+    selected = calls[0][2]["status"]["updateProgress"]["readyPodsSelectedToUpdate"]
     assert selected == {"current": "mn-0-fe-1", "completed": ["mn-0-fe-2"]}
 
 
