@@ -205,6 +205,10 @@ def build_settings(rt: Runtime) -> kopf.OperatorSettings:
     settings.posting.enabled = False  # our own Events only (controllers/events.py)
     settings.watching.label_selectors["v1", "pods"] = MANAGED_BY_SELECTOR
     settings.watching.label_selectors["v1", "services"] = MANAGED_BY_SELECTOR
+    # kopf keeps a worker task (and its queue) per object until it has been idle this long (default 5 s): during
+    # a deploy that is one per pod, PodClique and PodGang at once. Objects here get events seconds apart, so a
+    # short idle costs little CPU and keeps far fewer workers alive (issue #13: peak RSS).
+    settings.queueing.idle_timeout = 0.5
     settings.watching.server_timeout = 600
     settings.networking.request_timeout = 120
     settings.execution.max_workers = 4  # handlers are sync and trivial; keep the thread pool small
