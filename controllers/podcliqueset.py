@@ -12,7 +12,7 @@ from controllers import claimobjects, events, lifecycle, schedulingbackend
 from controllers.queue_keys import PCS
 from controllers.runtime import Loaded, Runtime, now
 from controllers.workqueue import Hints
-from controllers.writes import delete, ensure, replica_index, run, write_status
+from controllers.writes import delete, ensure, replica_index, run, status_paced, write_status
 from grove.api import constants as c
 from grove.expansion import claims, hpa, naming, podclique, podgang, scalinggroup, service, status, update, workload
 from grove.expansion import spec as specs
@@ -239,6 +239,8 @@ async def _sync_status(rt: Runtime, pcs: dict[str, Any], loaded: Loaded, plan: l
     model = loaded.model
     assert model is not None
     ns, name = pcs["metadata"].get("namespace", ""), pcs["metadata"]["name"]
+    if status_paced(rt, pcs, (PCS, ns, name)):
+        return
     standalone = specs.standalone_cliques(model)
     groups = model.spec.template.pod_clique_scaling_groups or []
     per_replica: dict[int, tuple[list[dict[str, Any] | None], list[dict[str, Any] | None]]] = {}

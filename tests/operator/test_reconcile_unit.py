@@ -464,3 +464,35 @@ def test_pcs_gang_termination_flags_every_pcsg_before_it_deletes() -> None:
     calls = run_pcs()
     assert sorted(n for v, n, _ in calls if v == "delete") == ["PodClique/mn-0-fe", "PodClique/mn-0-sg-0-lead"]
     assert not [n for v, n, _ in calls if v == "patch/status" and n.startswith("PodCliqueScalingGroup/")]
+
+
+def test_a_paced_pcs_status_is_not_computed_until_it_may_be_written(monkeypatch: Any) -> None:
+    """Issue #13: a PodCliqueSet's status reads every replica; a pass that could not send it (paced) does not
+    build it, and comes back when it may."""
+    from controllers import podcliqueset
+    from controllers import writes as write_steps
+
+    objs = converged(make_pcs(replicas=2, cliques=[clique("a", 1)]))
+    pcs = next(o for o in objs if o["kind"] == "PodCliqueSet")
+    pcs["status"] = {}  # stale: every pass wants to write it
+    rt, kube = runtime(objs)
+    built = []
+    real = podcliqueset.status.podcliqueset_status
+    monkeypatch.setattr(podcliqueset.status, "podcliqueset_status", lambda *a, **k: built.append(1) or real(*a, **k))
+    requeued: list[tuple[Any, float]] = []
+
+    class Queue:
+        def add(self, key: Any, hints: Any, delay: float = 0.0) -> None:
+            requeued.append((key, delay))
+
+    rt.queue = Queue()  # type: ignore[assignment]
+    dispatch(rt, ("pcs", "ns", "mn"))
+    assert (len(built), [v for v, *_ in kube.calls]) == (1, ["patch/status"])
+    dispatch(rt, ("pcs", "ns", "mn"))
+    assert (len(built), len(kube.calls)) == (1, 1)  # paced: neither built nor sent
+    assert requeued[-1][0] == ("pcs", "ns", "mn")
+    assert 0 < requeued[-1][1] <= write_steps.STATUS_MIN_INTERVAL
+    rt.status_written[pcs["metadata"]["uid"]] -= write_steps.STATUS_MIN_INTERVAL  # the interval has passed
+    rt.writes.observe(("status", pcs["metadata"]["uid"]))  # and its watch event arrived
+    dispatch(rt, ("pcs", "ns", "mn"))
+    assert (len(built), [v for v, *_ in kube.calls]) == (2, ["patch/status", "patch/status"])

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from operator_fixtures import clique, make_pcs
 
+from controllers import schedulingbackend
 from grove.expansion import podgang, workload
 from grove.expansion import spec as specs
 from grove.expansion import topology as topo
@@ -145,3 +147,45 @@ def test_pods_join_their_podgroup_and_carry_preferred_packing() -> None:
         "topologyKey": "example.com/rack",
         "labelSelector": {"matchLabels": {"grove.io/podgang": "tp-0"}},
     }
+
+
+class _FlakyKube:
+    """Records creates; the first create of `fail` raises once, as a refused write would."""
+
+    def __init__(self, fail: str | None = None) -> None:
+        self.sent: list[str] = []
+        self.fail = fail
+
+    async def create(self, obj: dict[str, Any], **_: Any) -> None:
+        key = f"{obj['kind']}/{obj['metadata']['name']}"
+        self.sent.append(key)
+        if key == self.fail:
+            self.fail = None
+            raise RuntimeError("refused")
+
+
+def test_a_gang_whose_objects_were_all_created_is_not_built_again_unless_one_failed() -> None:
+    model = _pcs()
+    base, _ = _gangs(model)
+    templates = workload.template_names(model, 0, {"sg": 2})
+    kube = _FlakyKube(fail="PodGroup/tp-0-front")
+    backends = schedulingbackend.Backends(workload_api=True)
+
+    async def passes() -> list[list[str]]:
+        seen = []
+        for _ in range(4):
+            before = len(kube.sent)
+            await asyncio.gather(
+                *schedulingbackend.gang_creates(kube, backends, base, templates),  # type: ignore[arg-type]
+                return_exceptions=True,
+            )
+            seen.append(kube.sent[before:])
+        return seen
+
+    first, retry, quiet, still_quiet = asyncio.run(passes())
+    assert "PodGroup/tp-0-front" in first and len(first) == len(set(first)) > 1
+    assert retry == ["PodGroup/tp-0-front"]  # only the failed one is sent again
+    assert quiet == still_quiet == []
+    assert base["metadata"]["uid"] in backends.settled
+    backends.forget(base["metadata"]["uid"])
+    assert base["metadata"]["uid"] not in backends.settled
