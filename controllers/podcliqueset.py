@@ -12,7 +12,7 @@ from controllers import claimobjects, events, lifecycle, schedulingbackend
 from controllers.queue_keys import PCS
 from controllers.runtime import Loaded, Runtime, now
 from controllers.workqueue import Hints
-from controllers.writes import delete, ensure, replica_index, run, status_paced, write_status
+from controllers.writes import STATUS_ONLY, delete, ensure, replica_index, run, status_paced, write_status
 from grove.api import constants as c
 from grove.expansion import claims, hpa, naming, podclique, podgang, scalinggroup, service, status, update, workload
 from grove.expansion import spec as specs
@@ -203,7 +203,7 @@ def _sync_gangs(
             pods = {g["name"]: rt.cache.pods(ns, g["name"]) for g in gang["spec"]["podgroups"]}
             gang_status = podgang.podgang_status(gang, pods, observed.get("status"), stamp, backend)
             if observed.get("status") or gang_status["conditions"][0]["status"] == "True":
-                writes.append(write_status(rt, observed, gang_status, (PCS, ns, name), background=True))
+                writes.append(write_status(rt, observed, gang_status, (PCS, ns, name), background=True, hint=i))
     desired_names = {g["metadata"]["name"] for g in gangs}
     writes.extend(delete(rt, gang) for gang in observed_gangs if gang["metadata"]["name"] not in desired_names)
 
@@ -239,7 +239,7 @@ async def _sync_status(rt: Runtime, pcs: dict[str, Any], loaded: Loaded, plan: l
     model = loaded.model
     assert model is not None
     ns, name = pcs["metadata"].get("namespace", ""), pcs["metadata"]["name"]
-    if status_paced(rt, pcs, (PCS, ns, name)):
+    if status_paced(rt, pcs, (PCS, ns, name), STATUS_ONLY):
         return
     standalone = specs.standalone_cliques(model)
     groups = model.spec.template.pod_clique_scaling_groups or []
@@ -272,4 +272,4 @@ async def _sync_status(rt: Runtime, pcs: dict[str, Any], loaded: Loaded, plan: l
         rolling=update.describe(ordered, plan.current, plan.active),
         updated_replicas=sum(v.done for v in ordered),
     )
-    await write_status(rt, pcs, desired, (PCS, ns, name), background=True)
+    await write_status(rt, pcs, desired, (PCS, ns, name), background=True, hint=STATUS_ONLY)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -104,7 +104,8 @@ class Runtime:
     # priority can wait seconds for a slot behind a burst of creates and would hold a worker all that time.
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     # uid -> the key to reconcile again once the status write in flight for that object is done (None: none).
-    status_busy: dict[str, tuple[str, str, str] | None] = field(default_factory=dict)
+    # uid -> the reconcile (key, hint) to run again once its status write in flight is done (None: none waits)
+    status_busy: dict[str, tuple[tuple[str, str, str], Hashable] | None] = field(default_factory=dict)
 
     def observed(self, kind: str, namespace: str, name: str, uid: str | None, deleted: bool) -> None:
         """An event for an object: its create is no longer in flight; forget per-object state once deleted

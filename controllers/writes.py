@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import time
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Hashable, Iterable
 from typing import Any
 
 from controllers.queue_keys import PCLQ, PCSG
@@ -33,6 +33,10 @@ STATUS_MAX_INTERVAL = 5.0
 # reconcile each one starts at once: a PodClique's pods are created as soon as it exists, not when its watch
 # event arrives (seconds late under a write burst); a PodGang lets those pods be created without the gate.
 WRITE_THROUGH = {c.KIND_PODCLIQUE: PCLQ, c.KIND_PODCLIQUESCALINGGROUP: PCSG, c.KIND_PODGANG: None}
+
+# Work-queue hint of a PodCliqueSet re-queued for its own status only: that pass looks at no replica. A `None`
+# hint would make it a full pass over every replica, many times per second during a 5000-pod deploy (issue #13).
+STATUS_ONLY = "status"
 
 
 def status_interval(rt: Runtime) -> float:
@@ -131,7 +135,7 @@ async def ensure(
     return None
 
 
-def status_paced(rt: Runtime, obj: dict[str, Any], requeue: tuple[str, str, str]) -> bool:
+def status_paced(rt: Runtime, obj: dict[str, Any], requeue: tuple[str, str, str], hint: Hashable = None) -> bool:
     """Whether a status write for `obj` would be paced now; if so the reconcile is re-queued for when it may go,
     and the caller can skip computing a status it could not send (a PodCliqueSet's status reads every replica:
     computed on each child event it made a 5000-pod deploy quadratic, issue #13)."""
@@ -142,7 +146,7 @@ def status_paced(rt: Runtime, obj: dict[str, Any], requeue: tuple[str, str, str]
     if wait <= 0:
         return False
     if rt.queue is not None:
-        rt.queue.add(requeue, None, delay=wait)
+        rt.queue.add(requeue, hint, delay=wait)
     return True
 
 
@@ -154,6 +158,7 @@ async def write_status(
     *,
     urgent: bool = False,
     background: bool = False,
+    hint: Hashable = None,
 ) -> bool:
     """Patch /status only if it differs from the observed status (and was not just sent). `urgent`: not paced
     (a rolling update's next step waits for this write, issue 8). `background`: handed off (`Runtime.spawn`),
@@ -161,7 +166,8 @@ async def write_status(
     burst of creates would hold a worker that new PodCliques need (issue #13).
 
     Returns whether the API server is known to hold `desired` now (observed, or written and answered), so a
-    caller may act on it: a rolling update deletes a selected pod only once its selection is recorded."""
+    caller may act on it: a rolling update deletes a selected pod only once its selection is recorded.
+    `hint`: what the re-queued reconcile needs to look at (the work queue's hint; None: everything)."""
     if not status.differs(obj.get("status"), desired):
         return True
     uid = obj["metadata"].get("uid")
@@ -172,12 +178,13 @@ async def write_status(
     elapsed = time.monotonic() - last if last is not None else interval
     if requeue is not None and elapsed < interval and not urgent:
         if rt.queue is not None:
-            rt.queue.add(requeue, None, delay=interval - elapsed)
+            rt.queue.add(requeue, hint, delay=interval - elapsed)
         return False
     if uid in rt.status_busy:
         # One status write per object at a time: a newer status waits for the one in flight, then the
         # object is reconciled again (handed-off writes would otherwise pile up behind a burst, issue #13).
-        rt.status_busy[uid] = requeue or rt.status_busy[uid]
+        if requeue is not None:
+            rt.status_busy[uid] = (requeue, hint)
         return False
     rt.status_written[uid] = time.monotonic()
     rt.writes.expect(("status", uid), desired)
@@ -200,7 +207,7 @@ async def _send_status(rt: Runtime, obj: dict[str, Any], desired: dict[str, Any]
     finally:
         again = rt.status_busy.pop(uid, None)
         if again is not None and rt.queue is not None:
-            rt.queue.add(again, None)
+            rt.queue.add(*again)
 
 
 async def delete(rt: Runtime, obj: dict[str, Any], propagation: str = "Background") -> None:

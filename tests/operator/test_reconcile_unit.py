@@ -479,19 +479,20 @@ def test_a_paced_pcs_status_is_not_computed_until_it_may_be_written(monkeypatch:
     built = []
     real = podcliqueset.status.podcliqueset_status
     monkeypatch.setattr(podcliqueset.status, "podcliqueset_status", lambda *a, **k: built.append(1) or real(*a, **k))
-    requeued: list[tuple[Any, float]] = []
+    requeued: list[tuple[Any, Any, float]] = []
 
     class Queue:
-        def add(self, key: Any, hints: Any, delay: float = 0.0) -> None:
-            requeued.append((key, delay))
+        def add(self, key: Any, hint: Any, delay: float = 0.0) -> None:
+            requeued.append((key, hint, delay))
 
     rt.queue = Queue()  # type: ignore[assignment]
     dispatch(rt, ("pcs", "ns", "mn"))
     assert (len(built), [v for v, *_ in kube.calls]) == (1, ["patch/status"])
     dispatch(rt, ("pcs", "ns", "mn"))
     assert (len(built), len(kube.calls)) == (1, 1)  # paced: neither built nor sent
-    assert requeued[-1][0] == ("pcs", "ns", "mn")
-    assert 0 < requeued[-1][1] <= write_steps.STATUS_MIN_INTERVAL
+    # back for its status only (a hint of None would be a pass over every replica)
+    assert requeued[-1][:2] == (("pcs", "ns", "mn"), write_steps.STATUS_ONLY)
+    assert 0 < requeued[-1][2] <= write_steps.STATUS_MIN_INTERVAL
     rt.status_written[pcs["metadata"]["uid"]] -= write_steps.STATUS_MIN_INTERVAL  # the interval has passed
     rt.writes.observe(("status", pcs["metadata"]["uid"]))  # and its watch event arrived
     dispatch(rt, ("pcs", "ns", "mn"))
