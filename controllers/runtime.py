@@ -103,7 +103,6 @@ class Runtime:
     # Writes a reconcile hands off instead of waiting for (`spawn`): its last status write, which at low
     # priority can wait seconds for a slot behind a burst of creates and would hold a worker all that time.
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
-    # uid -> the key to reconcile again once the status write in flight for that object is done (None: none).
     # uid -> the reconcile (key, hint) to run again once its status write in flight is done (None: none waits)
     status_busy: dict[str, tuple[tuple[str, str, str], Hashable] | None] = field(default_factory=dict)
 

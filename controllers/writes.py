@@ -173,12 +173,7 @@ async def write_status(
     uid = obj["metadata"].get("uid")
     if rt.writes.pending(("status", uid), desired):
         return uid not in rt.status_busy  # sent, and answered unless still in flight
-    last = rt.status_written.get(uid)
-    interval = status_interval(rt)
-    elapsed = time.monotonic() - last if last is not None else interval
-    if requeue is not None and elapsed < interval and not urgent:
-        if rt.queue is not None:
-            rt.queue.add(requeue, hint, delay=interval - elapsed)
+    if requeue is not None and not urgent and status_paced(rt, obj, requeue, hint):
         return False
     if uid in rt.status_busy:
         # One status write per object at a time: a newer status waits for the one in flight, then the
