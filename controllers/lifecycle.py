@@ -252,8 +252,8 @@ def terminate_gangs(
 
 
 def wake_at(rt: Runtime, key: tuple[str, str, str], delay: float) -> None:
-    """Enqueue `key` after `delay` seconds (the earliest deadline wins). A timer, not a delayed queue add: a key
-    scheduled hours ahead in the work queue would swallow every earlier add of it until then."""
+    """Enqueue `key` after `delay` seconds (the earliest deadline wins). A timer, not a delayed queue add: that
+    add's hint (a full pass) would widen every run of the key until the deadline, hours away."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + delay
     previous = rt.timers.get(key)

@@ -216,7 +216,24 @@ async def _sync_status(rt: Runtime, ns: str, name: str, pclq: dict[str, Any], de
     selected = ((desired.get("updateProgress") or {}).get("readyPodsSelectedToUpdate") or {}).get("current")
     recorded = ((previous.get("updateProgress") or {}).get("readyPodsSelectedToUpdate") or {}).get("current")
     urgent = selected is not None and selected != recorded
-    await write_status(rt, pclq, desired, (PCLQ, ns, name), urgent=urgent, background=True)
+    await write_status(
+        rt, pclq, desired, (PCLQ, ns, name), urgent=urgent, background=True, progressing=_progressing(rt, pclq, desired)
+    )
     if was_false and breached:
         cond = conditions.get(desired["conditions"], c.CONDITION_MIN_AVAILABLE_BREACHED) or {}
         await events.post(rt.kube, pclq, "Warning", "MinAvailableBreached", str(cond.get("message", "")))
+
+
+def _progressing(rt: Runtime, pclq: dict[str, Any], desired: dict[str, Any]) -> bool:
+    """Whether this status is one of a PodClique on its way (pods not all Ready), paced by the progress budget
+    (`writes.STATUS_PROGRESS_RATE`, issue #13). Not when scaled gangs wait for this base clique's
+    `scheduledReplicas` (Grove §2.7): their pods are ungated from it."""
+    if conditions.is_true(desired.get("conditions"), c.CONDITION_READY):
+        return False
+    previous = pclq.get("status") or {}
+    if desired.get("scheduledReplicas") != previous.get("scheduledReplicas"):
+        meta = pclq["metadata"]
+        gang = (meta.get("labels") or {}).get(c.LABEL_PODGANG, "")
+        if rt.cache.scaled_pclqs_of_base(meta.get("namespace", ""), gang):
+            return False
+    return True

@@ -203,7 +203,12 @@ def _sync_gangs(
             pods = {g["name"]: rt.cache.pods(ns, g["name"]) for g in gang["spec"]["podgroups"]}
             gang_status = podgang.podgang_status(gang, pods, observed.get("status"), stamp, backend)
             if observed.get("status") or gang_status["conditions"][0]["status"] == "True":
-                writes.append(write_status(rt, observed, gang_status, (PCS, ns, name), background=True, hint=i))
+                on_its_way = gang_status.get("phase") != podgang.PHASE_RUNNING
+                writes.append(
+                    write_status(
+                        rt, observed, gang_status, (PCS, ns, name), background=True, hint=i, progressing=on_its_way
+                    )
+                )
     desired_names = {g["metadata"]["name"] for g in gangs}
     writes.extend(delete(rt, gang) for gang in observed_gangs if gang["metadata"]["name"] not in desired_names)
 

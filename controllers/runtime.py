@@ -95,6 +95,8 @@ class Runtime:
     # external ResourceClaimTemplate (ns, name) -> PodCliqueSets (ns, name) whose resourceSharing uses it.
     external_users: dict[tuple[str, str], set[tuple[str, str]]] = field(default_factory=dict)
     status_written: dict[str, float] = field(default_factory=dict)
+    # uid -> when the object got on its way (its status is paced by `writes.STATUS_PROGRESS_RATE`, issue #13)
+    progressing: dict[str, float] = field(default_factory=dict)
     # pcs uid -> (generation hash, replica being updated) last logged: one INFO line per rollout phase change.
     phases: dict[str, tuple[str | None, int | None]] = field(default_factory=dict)
     # key -> timer that enqueues it at a deadline (gang termination), one per key, earliest wins.
@@ -113,6 +115,7 @@ class Runtime:
         self.cache.forget(kind, namespace, name)
         if deleted and uid:
             self.status_written.pop(uid, None)
+            self.progressing.pop(uid, None)
             self.phases.pop(uid, None)
             for prefix in ("ungate", "release", "delete", "status"):
                 self.writes.observe((prefix, uid))

@@ -2,7 +2,9 @@
 
 Semantics as client-go's workqueue: a key is never processed by two workers at once; adding a key that is
 being processed makes it run once more afterwards; adds within the debounce window coalesce into one run.
-Hints (for example the PCS replica indices that changed) are merged; `None` means "everything".
+Hints (for example the PCS replica indices that changed) are merged; `None` means "everything". A key runs at
+the earliest time any add asked for: a reconcile that re-queued itself for later (a paced status, up to 30 s
+during a deploy) still runs at once when one of its pods changes (issue #13).
 """
 
 from __future__ import annotations
@@ -25,13 +27,14 @@ class WorkQueue:
         self.workers = workers
         self.delays = delays or {}
         self.hints: dict[Key, set[Hashable] | None] = {}
-        self.scheduled: set[Key] = set()
+        self.scheduled: dict[Key, float] = {}  # key -> when it is due (loop time), queued or waiting
+        self.timers: dict[Key, asyncio.TimerHandle] = {}
         self.running: set[Key] = set()
         self.failures: dict[Key, int] = {}
         self.queue: asyncio.Queue[Key] = asyncio.Queue()
         self._tasks: list[asyncio.Task[Any]] = []
         self.processed = 0
-        self.next_delay: dict[Key, float] = {}
+        self.next_delay: dict[Key, float] = {}  # running key -> the shortest wait asked for its next run
 
     def add(self, key: Key, hint: Hashable | None = None, *, delay: float | None = None) -> None:
         """Enqueue `key`; `hint` narrows what changed (None: anything)."""
@@ -44,22 +47,37 @@ class WorkQueue:
                     current.add(hint)
         else:
             self.hints[key] = None if hint is None else {hint}
-        if key in self.running and delay is not None:
-            self.next_delay[key] = max(delay, self.next_delay.get(key, 0.0))
-        if key in self.scheduled or key in self.running:
-            return
-        self.scheduled.add(key)
         wait = self.delays.get(key[0], 0.0) if delay is None else delay
+        if key in self.running:
+            self.next_delay[key] = min(wait, self.next_delay.get(key, wait))
+            return
+        self._schedule(key, wait)
+
+    def _schedule(self, key: Key, wait: float) -> None:
+        """Due in `wait` seconds unless it is due sooner already (earliest wins, never two entries)."""
         loop = asyncio.get_running_loop()
+        due = loop.time() + max(wait, 0.0)
+        if key in self.scheduled and self.scheduled[key] <= due:
+            return
+        self.scheduled[key] = due
+        timer = self.timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
         if wait > 0:
-            loop.call_later(wait, self.queue.put_nowait, key)
+            self.timers[key] = loop.call_later(wait, self._due, key)
         else:
             self.queue.put_nowait(key)
+
+    def _due(self, key: Key) -> None:
+        self.timers.pop(key, None)
+        self.queue.put_nowait(key)
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._worker(), name=f"grove-worker-{i}") for i in range(self.workers)]
 
     async def stop(self) -> None:
+        for timer in self.timers.values():
+            timer.cancel()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -70,7 +88,7 @@ class WorkQueue:
     async def _worker(self) -> None:
         while True:
             key = await self.queue.get()
-            self.scheduled.discard(key)
+            self.scheduled.pop(key, None)
             hints = self.hints.pop(key, None)
             self.running.add(key)
             try:
@@ -84,15 +102,12 @@ class WorkQueue:
                 backoff = min(0.2 * 2**count, 30.0)
                 log.exception("reconcile of %s failed (attempt %d), retrying in %.1fs", "/".join(key), count, backoff)
                 self.running.discard(key)
+                self.next_delay.pop(key, None)
                 self.add(key, None, delay=backoff)
                 continue
             finally:
                 self.processed += 1
             self.running.discard(key)
-            if key not in self.hints:
-                self.next_delay.pop(key, None)
-            if key in self.hints and key not in self.scheduled:
-                # Added while running: run again (after the usual debounce).
-                self.scheduled.add(key)
-                wait = self.next_delay.pop(key, self.delays.get(key[0], 0.0))
-                asyncio.get_running_loop().call_later(wait, self.queue.put_nowait, key)
+            wait = self.next_delay.pop(key, None)
+            if key in self.hints and wait is not None:
+                self._schedule(key, wait)  # added while running: run again

@@ -19,6 +19,9 @@ from grove.expansion import spec as specs
 from grove.expansion.observed import PodView
 from grove.expansion.topology import NO_TOPOLOGY, TopologyKeys
 
+PHASE_PENDING = "Pending"
+PHASE_RUNNING = "Running"  # every pod of the gang Ready
+
 
 def scheduler_name(pcs: PodCliqueSet) -> str:
     """The backend every clique resolves to (Grove requires them to agree)."""
@@ -165,7 +168,7 @@ def podgang_status(
     ]
     complete = len({p.name for p in members}) == sum(len(v) for v in referenced.values())
     # Two phases only (Pending, Running): every phase change is a status write per gang.
-    phase = "Running" if complete and members and all(p.ready for p in members) else "Pending"
+    phase = PHASE_RUNNING if complete and members and all(p.ready for p in members) else PHASE_PENDING
     prev_conditions = (previous or {}).get("conditions") or []
     cond = conditions.make(
         "Initialized",
