@@ -497,3 +497,54 @@ def test_a_paced_pcs_status_is_not_computed_until_it_may_be_written(monkeypatch:
     rt.writes.observe(("status", pcs["metadata"]["uid"]))  # and its watch event arrived
     dispatch(rt, ("pcs", "ns", "mn"))
     assert (len(built), [v for v, *_ in kube.calls]) == (2, ["patch/status", "patch/status"])
+
+
+def test_statuses_on_their_way_share_a_budget_and_a_settled_one_goes_at_once() -> None:
+    """Issue #13: during a burst (here 200 other objects on their way) a PodClique whose pods are not all Ready
+    has its status written at most every 200/20 s, counted from when it got on its way, so its first progress
+    write waits too; once its pods are all Ready the status goes at once."""
+    from controllers import writes
+
+    objs = converged(make_pcs(replicas=1, cliques=[clique("a", 2)]))
+    pclq = next(o for o in objs if o["kind"] == "PodClique")
+    uid = pclq["metadata"]["uid"]
+    starting = [copy.deepcopy(o) for o in objs]
+    pod0 = next(o for o in starting if o["kind"] == "Pod")
+    pod0["status"]["conditions"] = [{"type": "Ready", "status": "False"}]
+    requeued: list[tuple[Any, float]] = []
+
+    class Queue:
+        def add(self, key: Any, hint: Any = None, *, delay: float | None = None) -> None:
+            requeued.append((key, delay or 0.0))
+
+    rt, kube = runtime(starting)
+    rt.queue = Queue()  # type: ignore[assignment]
+    for i in range(200):
+        rt.progressing[f"other-{i}"] = 0.0
+    key = ("pclq", "ns", pclq["metadata"]["name"])
+    dispatch(rt, key)
+    assert not [v for v, *_ in kube.calls if v == "patch/status"]  # paced from when it got on its way
+    assert uid in rt.progressing
+    assert requeued[-1][0] == key and 9.5 < requeued[-1][1] <= 201 / writes.STATUS_PROGRESS_RATE
+    assert writes.status_interval(rt, progressing=True) == 201 / writes.STATUS_PROGRESS_RATE
+    assert writes.status_interval(rt) == writes.STATUS_MIN_INTERVAL  # settled statuses keep the 1 s pace
+
+    stale = [copy.deepcopy(o) for o in objs]  # every pod Ready again, the status still says one is not
+    stale_pclq = next(o for o in stale if o["kind"] == "PodClique")
+    stale_pclq["status"]["readyReplicas"] = 1
+    rt2, kube2 = runtime(stale)
+    rt2.queue = Queue()  # type: ignore[assignment]
+    rt2.progressing.update(rt.progressing)
+    dispatch(rt2, key)
+    assert [b["status"]["readyReplicas"] for v, _, b in kube2.calls if v == "patch/status"] == [2]
+    assert uid not in rt2.progressing
+
+
+def test_few_objects_on_their_way_keep_the_one_second_pace() -> None:
+    from controllers import writes
+
+    rt, _ = runtime([])
+    rt.progressing.update({f"u{i}": 0.0 for i in range(10)})
+    assert writes.status_interval(rt, progressing=True) == writes.STATUS_MIN_INTERVAL
+    rt.progressing.update({f"v{i}": 0.0 for i in range(5000)})
+    assert writes.status_interval(rt, progressing=True) == writes.STATUS_PROGRESS_MAX_INTERVAL
