@@ -21,7 +21,7 @@ from grove.api import PodCliqueSet
 from grove.api import constants as c
 from grove.api.topology import level_keys
 from grove.claims import sharing
-from grove.expansion import podgang, workload
+from grove.expansion import memo, podgang, workload
 from grove.expansion import topology as topo
 from grove.expansion.spec import SpecError
 
@@ -71,7 +71,7 @@ def backend_name(backends: Backends, model: PodCliqueSet) -> str:
     kube-scheduler v1.37.2 cannot place such a gang (`grove.claims.sharing.pods_of_a_clique_share_a_claim`)."""
     if not backends.workload_api or podgang.scheduler_name(model) != c.DEFAULT_SCHEDULER_NAME:
         return NO_BACKEND
-    if sharing.pods_of_a_clique_share_a_claim(model):
+    if memo.per_model(model, "pods_share_a_claim", lambda: sharing.pods_of_a_clique_share_a_claim(model)):
         return NO_BACKEND
     return workload.BACKEND
 

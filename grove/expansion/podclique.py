@@ -11,14 +11,18 @@ from typing import Any
 from grove.api import PodCliqueSet
 from grove.api import constants as c
 from grove.api.podcliqueset import PodCliqueScalingGroupConfig, PodCliqueTemplateSpec
-from grove.expansion import environment, hashing, labels, naming, owners, scale, startup
+from grove.expansion import environment, hashing, labels, memo, naming, owners, scale, startup
 from grove.expansion import spec as specs
 
 
 def template_hash(pcs: PodCliqueSet, clique: PodCliqueTemplateSpec) -> str:
-    """`grove.io/pod-template-hash` of a clique."""
-    return hashing.pod_template_hash(
-        clique.labels, clique.annotations, clique.spec.pod_spec, pcs.spec.template.priority_class_name
+    """`grove.io/pod-template-hash` of a clique (of one of `pcs`'s clique templates; once per model)."""
+    return memo.per_model(
+        pcs,
+        ("template_hash", clique.name),
+        lambda: hashing.pod_template_hash(
+            clique.labels, clique.annotations, clique.spec.pod_spec, pcs.spec.template.priority_class_name
+        ),
     )
 
 
