@@ -134,7 +134,8 @@ async def _sync_pods(
             startup_released=parents_ok,
             gang_scheduling=gang_scheduling,
             topology=keys,
-            gated=naming.pod_name(pclq["metadata"]["name"], index) not in schedulable,
+            gated=not gating.held_by_scheduler(pclq, gang_scheduling)
+            and naming.pod_name(pclq["metadata"]["name"], index) not in schedulable,
         )
         key = object_key(desired)
         if not rt.creates.pending(key):

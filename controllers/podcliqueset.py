@@ -9,6 +9,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from controllers import claimobjects, events, lifecycle, schedulingbackend
+from controllers.client import PRIORITY_CHILDREN
 from controllers.queue_keys import PCS
 from controllers.runtime import Loaded, Runtime, now
 from controllers.workqueue import Hints
@@ -216,8 +217,9 @@ def _sync_gangs(
 async def _create_gang(rt: Runtime, gang: dict[str, Any], templates: dict[str, str]) -> None:
     """Create a PodGang and, from the create's answer (its uid: they are owned by it), its backend objects at
     once, so the scheduler can take the gang's pods as soon as they exist rather than one PCS pass (and every
-    pod create already queued) later (issue #13)."""
-    created = await ensure(rt, gang, None, answer=True)
+    pod create already queued) later (issue #13). After the PodCliques and their pods: the scheduler holds a
+    pod until its PodGroup exists (`gating.held_by_scheduler`), so these pods need neither the gang nor a gate."""
+    created = await ensure(rt, gang, None, answer=True, priority=PRIORITY_CHILDREN)
     if created:
         await run(schedulingbackend.gang_creates(rt.kube, rt.backends, created, templates))
 

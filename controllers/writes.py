@@ -107,10 +107,16 @@ async def run(writes: Iterable[Awaitable[Any]]) -> int:
 
 
 async def ensure(
-    rt: Runtime, desired: dict[str, Any], observed: dict[str, Any] | None, *, answer: bool = False
+    rt: Runtime,
+    desired: dict[str, Any],
+    observed: dict[str, Any] | None,
+    *,
+    answer: bool = False,
+    priority: int | None = None,
 ) -> dict[str, Any] | None:
     """Create if missing (unless a create is already in flight), patch if labels/annotations/spec differ.
-    `answer`: return the created object as the API server answered it (None when nothing was created)."""
+    `answer`: return the created object as the API server answered it (None when nothing was created).
+    `priority`: of the create, instead of its kind's."""
     key = object_key(desired)
     if observed is None:
         if rt.creates.pending(key):
@@ -119,7 +125,7 @@ async def ensure(
         count()
         through = key[0] in WRITE_THROUGH
         try:
-            created = await rt.kube.create(desired, answer=answer or through)
+            created = await rt.kube.create(desired, answer=answer or through, priority=priority)
         except Exception:
             rt.creates.observe(key)  # let the retry write again
             raise

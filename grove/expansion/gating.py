@@ -5,8 +5,9 @@ right then; pods of a scaled gang (their PodClique has `grove.io/base-podgang`) 
 scheduled. Only Grove's own gate is ever removed (Grove #724: other controllers' gates stay).
 
 The same rule (`schedulable`) decides whether a missing pod is created without the gate (issue #13): when its
-gang already exists and lists it, the gate would be removed by the very next write, so it is left out. Either
-way no pod is schedulable before its gang object exists."""
+gang already exists and lists it, the gate would be removed by the very next write, so it is left out. Under
+the Workload API backend (`held_by_scheduler`) kube-scheduler itself holds a pod until its gang's PodGroup
+exists, so base-gang pods get no gate at all. Either way no pod is schedulable before its gang object exists."""
 
 from __future__ import annotations
 
@@ -43,6 +44,15 @@ def schedulable(pclq: dict[str, Any], gang: dict[str, Any] | None, base_schedule
     if gang is None or (is_scaled(pclq) and not base_scheduled):
         return set()
     return referenced_pods(gang, pclq["metadata"]["name"])
+
+
+def held_by_scheduler(pclq: dict[str, Any], gang_scheduled: bool) -> bool:
+    """Whether kube-scheduler itself holds this PodClique's pods until their gang object exists, so they need no
+    gate (issue #13): under the Workload API backend a pod names its PodGroup (`spec.schedulingGroup`), the
+    scheduler leaves a pod whose PodGroup does not exist unscheduled (kube-scheduler v1.37 GangScheduling
+    PreEnqueue), and the PodGroup is created only from its PodGang's create answer (owned by it). Pods of a
+    scaled gang keep the gate: they also wait for the base gang to be scheduled, which only the gate says."""
+    return gang_scheduled and not is_scaled(pclq)
 
 
 def pods_to_ungate(

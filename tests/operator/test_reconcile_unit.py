@@ -548,3 +548,32 @@ def test_few_objects_on_their_way_keep_the_one_second_pace() -> None:
     assert writes.status_interval(rt, progressing=True) == writes.STATUS_MIN_INTERVAL
     rt.progressing.update({f"v{i}": 0.0 for i in range(5000)})
     assert writes.status_interval(rt, progressing=True) == writes.STATUS_PROGRESS_MAX_INTERVAL
+
+
+def test_pods_the_scheduler_holds_for_their_podgroup_are_created_without_the_gate() -> None:
+    """Issue #13: under the Workload API backend a pod names its PodGroup and kube-scheduler leaves it alone until
+    that PodGroup exists (created only from its PodGang's answer), so base-gang pods are created without
+    Grove's gate even before their PodGang is seen; scaled-gang pods keep it (they wait for the base gang)."""
+    groups = [{"name": "sg", "replicas": 2, "minAvailable": 1, "cliqueNames": ["w"]}]
+    pcs = make_pcs(cliques=[clique("a", 2), clique("w", 1)], groups=groups)
+    g = graph.expand(pcs)
+    pclqs = with_uids([*g.podcliques, *g.scaling_groups])  # no PodGang in the cache yet
+    scaled = next(q for q in pclqs if q["kind"] == "PodClique" and c.LABEL_BASE_PODGANG in q["metadata"]["labels"])
+
+    def created(name: str, workload_api: bool) -> dict[str, tuple[list[str], bool]]:
+        rt, kube = runtime([pcs, *pclqs])
+        rt.backends.workload_api = workload_api
+        dispatch(rt, ("pclq", "ns", name), None)
+        return {
+            n: ([gate["name"] for gate in body["spec"].get("schedulingGates") or []], "schedulingGroup" in body["spec"])
+            for verb, n, body in kube.calls
+            if verb == "create"
+        }
+
+    assert created("mn-0-a", True) == {"Pod/mn-0-a-0": ([], True), "Pod/mn-0-a-1": ([], True)}
+    assert created("mn-0-a", False) == {
+        "Pod/mn-0-a-0": ([c.SCHEDULING_GATE], False),
+        "Pod/mn-0-a-1": ([c.SCHEDULING_GATE], False),
+    }
+    scaled_name = scaled["metadata"]["name"]
+    assert created(scaled_name, True) == {f"Pod/{scaled_name}-0": ([c.SCHEDULING_GATE], True)}
