@@ -304,16 +304,12 @@ class Kube:
         finally:
             self.semaphore.release()
 
-    async def create(
-        self, obj: dict[str, Any], *, answer: bool = False, priority: int | None = None
-    ) -> dict[str, Any] | None:
-        """POST; AlreadyExists is success (returns None then). `answer`: return the created object (else {}).
-        `priority`: instead of the kind's."""
+    async def create(self, obj: dict[str, Any], *, answer: bool = False) -> dict[str, Any] | None:
+        """POST; AlreadyExists is success (returns None then). `answer`: return the created object (else {})."""
         meta = obj["metadata"]
         try:
             path = collection_path(obj["apiVersion"], obj["kind"], meta["namespace"])
-            if priority is None:
-                priority = _CREATE_PRIORITY.get(obj["kind"], PRIORITY_CHILDREN)
+            priority = _CREATE_PRIORITY.get(obj["kind"], PRIORITY_CHILDREN)
             return await self.request("POST", path, obj, priority=priority, answer=answer)
         except ApiError as error:
             if error.status == 409 and error.reason == "AlreadyExists":

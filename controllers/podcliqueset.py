@@ -9,7 +9,6 @@ from collections.abc import Awaitable
 from typing import Any
 
 from controllers import claimobjects, events, lifecycle, schedulingbackend
-from controllers.client import PRIORITY_CHILDREN
 from controllers.queue_keys import PCS
 from controllers.runtime import Loaded, Runtime, now
 from controllers.workqueue import Hints
@@ -92,8 +91,13 @@ async def _sync_spec(
         indices = sorted([*indices, plan.current])
     # Creation order matters at scale: per replica its PodGang, then its PodCliques (their pods are the long
     # pole; a pod whose gang is already in the cache is created without the gate, issue #13), then Services;
-    # the client's semaphore serves waiters by priority, then in this order.
+    # the client's semaphore serves waiters by priority, then in this order. Under the Workload API backend
+    # pods need no gang (`gating.held_by_scheduler`): every replica's PodCliques first, then the PodGangs (the
+    # scheduler's PodGroups follow each), then Services.
     first: list[Awaitable[Any]] = []
+    gangs_after: list[Awaitable[Any]] | None = (
+        [] if schedulingbackend.backend_name(rt.backends, model) == workload.BACKEND else None
+    )
     later: list[Awaitable[Any]] = []
     observed_gangs = rt.cache.podgangs_of_pcs(ns, name)
     observed_hpas = rt.cache.hpas_of_pcs(ns, name)
@@ -117,7 +121,8 @@ async def _sync_spec(
             if member is not None:
                 counts[fqn] = int(member["spec"].get("replicas", 0))
                 clique_replicas[clique_name] = max(clique_replicas.get(clique_name, 0), counts[fqn])
-        _sync_gangs(rt, pcs, model, i, group_replicas, counts, gangs_by_replica.get(i, []), stamp, keys, first)
+        gangs = first if gangs_after is None else gangs_after
+        _sync_gangs(rt, pcs, model, i, group_replicas, counts, gangs_by_replica.get(i, []), stamp, keys, gangs)
         first.extend(children)
         if with_claims:
             live[i] = (group_replicas, clique_replicas)
@@ -129,7 +134,7 @@ async def _sync_spec(
         )
         _sync_hpas(rt, pcs, model, i, hpas_by_replica.get(i, []), later)
     lifecycle.terminate_gangs(rt, pcs, loaded, list(indices), plan.current if plan.active else None, later)
-    writes = first + later
+    writes = first + (gangs_after or []) + later
     # Scale-in of PCS replicas: highest indices first (Grove §2.11); GC removes what the deleted objects own.
     # Only on full passes (a PCS event or a restart): child events never create indices >= spec.replicas.
     if hints is None:
@@ -217,9 +222,8 @@ def _sync_gangs(
 async def _create_gang(rt: Runtime, gang: dict[str, Any], templates: dict[str, str]) -> None:
     """Create a PodGang and, from the create's answer (its uid: they are owned by it), its backend objects at
     once, so the scheduler can take the gang's pods as soon as they exist rather than one PCS pass (and every
-    pod create already queued) later (issue #13). After the PodCliques and their pods: the scheduler holds a
-    pod until its PodGroup exists (`gating.held_by_scheduler`), so these pods need neither the gang nor a gate."""
-    created = await ensure(rt, gang, None, answer=True, priority=PRIORITY_CHILDREN)
+    pod create already queued) later (issue #13)."""
+    created = await ensure(rt, gang, None, answer=True)
     if created:
         await run(schedulingbackend.gang_creates(rt.kube, rt.backends, created, templates))
 

@@ -107,16 +107,10 @@ async def run(writes: Iterable[Awaitable[Any]]) -> int:
 
 
 async def ensure(
-    rt: Runtime,
-    desired: dict[str, Any],
-    observed: dict[str, Any] | None,
-    *,
-    answer: bool = False,
-    priority: int | None = None,
+    rt: Runtime, desired: dict[str, Any], observed: dict[str, Any] | None, *, answer: bool = False
 ) -> dict[str, Any] | None:
     """Create if missing (unless a create is already in flight), patch if labels/annotations/spec differ.
-    `answer`: return the created object as the API server answered it (None when nothing was created).
-    `priority`: of the create, instead of its kind's."""
+    `answer`: return the created object as the API server answered it (None when nothing was created)."""
     key = object_key(desired)
     if observed is None:
         if rt.creates.pending(key):
@@ -125,7 +119,7 @@ async def ensure(
         count()
         through = key[0] in WRITE_THROUGH
         try:
-            created = await rt.kube.create(desired, answer=answer or through, priority=priority)
+            created = await rt.kube.create(desired, answer=answer or through)
         except Exception:
             rt.creates.observe(key)  # let the retry write again
             raise

@@ -53,7 +53,7 @@ class FakeKube:
         self.calls: list[tuple[str, str, Any]] = []
         self.writes: dict[str, int] = {}
 
-    async def create(self, obj: dict[str, Any], *, answer: bool = False, priority: int | None = None) -> dict[str, Any]:
+    async def create(self, obj: dict[str, Any], *, answer: bool = False) -> dict[str, Any]:
         self.calls.append(("create", f"{obj['kind']}/{obj['metadata']['name']}", obj))
         if not answer:
             return {}
