@@ -126,13 +126,16 @@ def watch_grove(
             if plural in rvs:
                 kwargs["resource_version"] = rvs[plural]
             w = watch.Watch()
-            for event in w.stream(
-                api.list_namespaced_custom_object, "grove.io", "v1alpha1", namespace, plural, **kwargs
-            ):
-                rvs[plural] = event["object"]["metadata"]["resourceVersion"]
-                record(plural, event["object"])
-                if stop.is_set():
-                    w.stop()
+            try:
+                for event in w.stream(
+                    api.list_namespaced_custom_object, "grove.io", "v1alpha1", namespace, plural, **kwargs
+                ):
+                    rvs[plural] = event["object"]["metadata"]["resourceVersion"]
+                    record(plural, event["object"])
+                    if stop.is_set():
+                        w.stop()
+            except Exception as error:  # a dropped connection must not end the recording: resume at rvs
+                print(f"watch_grove {plural}: {error!r}", flush=True)
 
 
 def selection_recorder(seen: dict[str, list[Any]]) -> Callable[[str, dict[str, Any]], None]:
