@@ -120,7 +120,11 @@ def watch_grove(
 
     api = client.CustomObjectsApi(cluster.api_client)
     rvs: dict[str, str] = {}
-    while not stop.is_set():
+    final = False
+    while not final:
+        # After `stop`, one more pass over both watches: everything written before it is recorded (a test sets
+        # `stop` right after it saw the last write with a GET; stopping mid-replay lost the events behind it).
+        final = stop.is_set()
         for plural in ("podcliques", "podcliquescalinggroups"):
             kwargs: dict[str, Any] = {"timeout_seconds": 1}
             if plural in rvs:
@@ -132,8 +136,6 @@ def watch_grove(
                 ):
                     rvs[plural] = event["object"]["metadata"]["resourceVersion"]
                     record(plural, event["object"])
-                    if stop.is_set():
-                        w.stop()
             except Exception as error:  # a dropped connection must not end the recording: resume at rvs
                 print(f"watch_grove {plural}: {error!r}", flush=True)
 
