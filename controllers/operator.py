@@ -92,7 +92,7 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
     async def on_pcs(body: kopf.Body, type: str | None, **kwargs: Any) -> None:
         rt.cache.bind(kwargs)
         ns, name, _ = meta_of(body, type)
-        rt.enqueue(PCS, ns, name)
+        rt.enqueue(PCS, ns, name, rt.pcs_event_hint(body, type))
 
     @kopf.on.event(*PCSG_RES, registry=registry)
     async def on_pcsg(body: kopf.Body, type: str | None, **kwargs: Any) -> None:

@@ -9,10 +9,10 @@ from collections.abc import Awaitable
 from typing import Any
 
 from controllers import claimobjects, events, lifecycle, schedulingbackend
-from controllers.queue_keys import PCS
+from controllers.queue_keys import PCS, STATUS_ONLY
 from controllers.runtime import Loaded, Runtime, now
 from controllers.workqueue import Hints
-from controllers.writes import STATUS_ONLY, delete, ensure, replica_index, run, status_paced, write_status
+from controllers.writes import delete, ensure, replica_index, run, status_paced, write_status
 from grove.api import constants as c
 from grove.expansion import claims, hpa, naming, podclique, podgang, scalinggroup, service, status, update, workload
 from grove.expansion import spec as specs

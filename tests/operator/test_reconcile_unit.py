@@ -11,6 +11,7 @@ from operator_fixtures import FakeKube, clique, dispatch, make_pcs
 
 from controllers import cache as caches
 from controllers import reconcile
+from controllers.queue_keys import STATUS_ONLY
 from controllers.runtime import Options, Runtime
 from grove.api import constants as c
 from grove.expansion import graph, pod
@@ -491,7 +492,7 @@ def test_a_paced_pcs_status_is_not_computed_until_it_may_be_written(monkeypatch:
     dispatch(rt, ("pcs", "ns", "mn"))
     assert (len(built), len(kube.calls)) == (1, 1)  # paced: neither built nor sent
     # back for its status only (a hint of None would be a pass over every replica)
-    assert requeued[-1][:2] == (("pcs", "ns", "mn"), write_steps.STATUS_ONLY)
+    assert requeued[-1][:2] == (("pcs", "ns", "mn"), STATUS_ONLY)
     assert 0 < requeued[-1][2] <= write_steps.STATUS_MIN_INTERVAL
     rt.status_written[pcs["metadata"]["uid"]] -= write_steps.STATUS_MIN_INTERVAL  # the interval has passed
     rt.writes.observe(("status", pcs["metadata"]["uid"]))  # and its watch event arrived
@@ -577,3 +578,36 @@ def test_pods_the_scheduler_holds_for_their_podgroup_are_created_without_the_gat
     }
     scaled_name = scaled["metadata"]["name"]
     assert created(scaled_name, True) == {f"Pod/{scaled_name}-0": ([c.SCHEDULING_GATE], True)}
+
+
+def test_a_pcs_event_that_changed_only_its_status_brings_a_pass_over_no_replica() -> None:
+    """Issue #13: every status write of a PodCliqueSet comes back as a watch event; a full pass over every replica
+    for each of them was more than half of the PCS reconcile's work during a 1000-pod deploy. Anything else
+    that changed (spec, labels, annotations, deletion, owners) still brings a full pass."""
+    objs = converged(make_pcs(replicas=2, cliques=[clique("a", 1)]))
+    pcs = next(o for o in objs if o["kind"] == "PodCliqueSet")
+    rt, kube = runtime([o for o in objs if o["metadata"]["name"] != "mn-1-a"])  # one PodClique missing
+    assert rt.pcs_event_hint(pcs, None) is None  # first sight (the initial listing)
+    pcs = copy.deepcopy(pcs)
+    pcs["status"]["availableReplicas"] = 1
+    pcs["metadata"]["resourceVersion"] = "99"
+    assert rt.pcs_event_hint(pcs, "MODIFIED") == STATUS_ONLY
+    changes = [
+        ("generation", 2),
+        ("labels", {"team": "a"}),
+        ("annotations", {"note": "x"}),
+        ("deletionTimestamp", "2026-12-07T00:00:00Z"),
+        ("ownerReferences", [{"kind": "Thing", "name": "t", "uid": "u", "apiVersion": "v1"}]),
+    ]
+    for field_name, value in changes:
+        pcs = copy.deepcopy(pcs)
+        pcs["metadata"][field_name] = value
+        assert rt.pcs_event_hint(pcs, "MODIFIED") is None, field_name
+        assert rt.pcs_event_hint(pcs, "MODIFIED") == STATUS_ONLY, field_name
+    rt.observed("PodCliqueSet", "ns", "mn", pcs["metadata"]["uid"], deleted=True)
+    assert rt.pcs_event_hint(pcs, "MODIFIED") is None  # forgotten with the object
+
+    dispatch(rt, ("pcs", "ns", "mn"), frozenset({STATUS_ONLY}))
+    assert not [n for v, n, _ in kube.calls if v == "create"]  # no replica looked at
+    dispatch(rt, ("pcs", "ns", "mn"))
+    assert [n for v, n, _ in kube.calls if v == "create"] == ["PodClique/mn-1-a"]
