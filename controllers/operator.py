@@ -26,7 +26,7 @@ from controllers import cache as caches
 from controllers import metrics, schedulingbackend, serving
 from controllers.client import Connection, Kube
 from controllers.leader import LeaderElector
-from controllers.queue_keys import PCLQ, PCS, PCSG
+from controllers.queue_keys import PCLQ, PCS, PCSG, STATUS_ONLY
 from controllers.reconcile import dispatch
 from controllers.runtime import Options, Runtime
 from controllers.workqueue import WorkQueue
@@ -92,7 +92,7 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
     async def on_pcs(body: kopf.Body, type: str | None, **kwargs: Any) -> None:
         rt.cache.bind(kwargs)
         ns, name, _ = meta_of(body, type)
-        rt.enqueue(PCS, ns, name, rt.pcs_event_hint(body, type))
+        rt.enqueue(PCS, ns, name, STATUS_ONLY if rt.status_only(body, type) else None)
 
     @kopf.on.event(*PCSG_RES, registry=registry)
     async def on_pcsg(body: kopf.Body, type: str | None, **kwargs: Any) -> None:
@@ -109,7 +109,11 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
         owner = next((r for r in body.get("metadata", {}).get("ownerReferences") or [] if r.get("controller")), None)
         if owner and owner.get("kind") == c.KIND_PODCLIQUESCALINGGROUP:
             rt.enqueue(PCSG, ns, owner.get("name", ""))
-        rt.enqueue(PCS, ns, labels.get(c.LABEL_PART_OF, ""), replica(labels))
+        # A status-only change (its pods moved on) matters to the replica's gang statuses and gang termination,
+        # not to the objects the replica's spec makes (issue #13).
+        index = replica(labels)
+        hint = (STATUS_ONLY, index) if rt.status_only(body, type) and index is not None else index
+        rt.enqueue(PCS, ns, labels.get(c.LABEL_PART_OF, ""), hint)
         if c.LABEL_BASE_PODGANG not in labels:
             # A base-gang clique's scheduledReplicas gates the scaled gangs' pods (Grove §2.7).
             for scaled in rt.cache.scaled_pclqs_of_base(ns, labels.get(c.LABEL_PODGANG, "")):

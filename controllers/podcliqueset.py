@@ -89,6 +89,10 @@ async def _sync_spec(
     indices = range(want) if hints is None else sorted(h for h in hints if isinstance(h, int) and 0 <= h < want)
     if plan.current is not None and plan.current not in indices:
         indices = sorted([*indices, plan.current])
+    # Replicas where only a PodClique's status changed: their gangs' statuses, not their objects (issue #13).
+    statuses_only = sorted(
+        {h[1] for h in hints or () if isinstance(h, tuple) and h[0] == STATUS_ONLY and 0 <= h[1] < want} - set(indices)
+    )
     # Creation order matters at scale: per replica its PodGang, then its PodCliques (their pods are the long
     # pole; a pod whose gang is already in the cache is created without the gate, issue #13), then Services;
     # the client's semaphore serves waiters by priority, then in this order. Under the Workload API backend
@@ -133,7 +137,12 @@ async def _sync_spec(
             ensure(rt, service.headless_service(model, pcs, i), rt.cache.service(ns, naming.service_name(name, i)))
         )
         _sync_hpas(rt, pcs, model, i, hpas_by_replica.get(i, []), later)
-    lifecycle.terminate_gangs(rt, pcs, loaded, list(indices), plan.current if plan.active else None, later)
+    backend = schedulingbackend.backend_name(rt.backends, model)
+    for i in statuses_only:
+        for observed in gangs_by_replica.get(i, []):
+            _sync_gang_status(rt, pcs, observed, observed, stamp, backend, first)
+    touched = sorted([*indices, *statuses_only])
+    lifecycle.terminate_gangs(rt, pcs, loaded, touched, plan.current if plan.active else None, later)
     writes = first + (gangs_after or []) + later
     # Scale-in of PCS replicas: highest indices first (Grove §2.11); GC removes what the deleted objects own.
     # Only on full passes (a PCS event or a restart): child events never create indices >= spec.replicas.
@@ -190,7 +199,7 @@ def _sync_gangs(
 ) -> None:
     """The PodGangs of replica `i`, their backend objects and their status; scaled gangs of group replicas that
     no longer exist go (and their backend objects with them, by garbage collection)."""
-    ns, name = pcs["metadata"].get("namespace", ""), pcs["metadata"]["name"]
+    ns = pcs["metadata"].get("namespace", "")
     gangs = podgang.podgangs(model, pcs, i, group_replicas, counts, keys)
     backend = schedulingbackend.backend_name(rt.backends, model)
     templates = workload.template_names(model, i, group_replicas) if backend == workload.BACKEND else {}
@@ -206,17 +215,30 @@ def _sync_gangs(
                 # Not counted: these objects are not watched (and after a restart they are answered
                 # AlreadyExists), so no event would bring the pass back for the status it skipped (issue 8).
                 writes.extend(schedulingbackend.gang_creates(rt.kube, rt.backends, current, templates))
-            pods = {g["name"]: rt.cache.pods(ns, g["name"]) for g in gang["spec"]["podgroups"]}
-            gang_status = podgang.podgang_status(gang, pods, observed.get("status"), stamp, backend)
-            if observed.get("status") or gang_status["conditions"][0]["status"] == "True":
-                on_its_way = gang_status.get("phase") != podgang.PHASE_RUNNING
-                writes.append(
-                    write_status(
-                        rt, observed, gang_status, (PCS, ns, name), background=True, hint=i, progressing=on_its_way
-                    )
-                )
+            _sync_gang_status(rt, pcs, gang, observed, stamp, backend, writes)
     desired_names = {g["metadata"]["name"] for g in gangs}
     writes.extend(delete(rt, gang) for gang in observed_gangs if gang["metadata"]["name"] not in desired_names)
+
+
+def _sync_gang_status(
+    rt: Runtime,
+    pcs: dict[str, Any],
+    gang: dict[str, Any],
+    observed: dict[str, Any],
+    stamp: str,
+    backend: str,
+    writes: list[Awaitable[Any]],
+) -> None:
+    """The status of an existing PodGang (`gang`: its desired or observed self) from its pods in the cache."""
+    ns, name = pcs["metadata"].get("namespace", ""), pcs["metadata"]["name"]
+    pods = {g["name"]: rt.cache.pods(ns, g["name"]) for g in gang["spec"]["podgroups"]}
+    gang_status = podgang.podgang_status(gang, pods, observed.get("status"), stamp, backend)
+    if observed.get("status") or gang_status["conditions"][0]["status"] == "True":
+        on_its_way = gang_status.get("phase") != podgang.PHASE_RUNNING
+        hint = (STATUS_ONLY, replica_index(observed))
+        writes.append(
+            write_status(rt, observed, gang_status, (PCS, ns, name), background=True, hint=hint, progressing=on_its_way)
+        )
 
 
 async def _create_gang(rt: Runtime, gang: dict[str, Any], templates: dict[str, str]) -> None:

@@ -13,7 +13,6 @@ from typing import Any
 
 from controllers.cache import Cache
 from controllers.client import ApiError, Kube
-from controllers.queue_keys import STATUS_ONLY
 from controllers.schedulingbackend import Backends
 from controllers.workqueue import WorkQueue
 from grove.api import PodCliqueSet
@@ -98,8 +97,8 @@ class Runtime:
     status_written: dict[str, float] = field(default_factory=dict)
     # uid -> when the object got on its way (its status is paced by `writes.STATUS_PROGRESS_RATE`, issue #13)
     progressing: dict[str, float] = field(default_factory=dict)
-    # pcs uid -> what its last event showed besides status (`pcs_event_hint`).
-    pcs_seen: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    # PCS and PodClique uid -> hash of what its last event showed besides status (`status_only`).
+    spec_seen: dict[str, int] = field(default_factory=dict)
     # pcs uid -> (generation hash, replica being updated) last logged: one INFO line per rollout phase change.
     phases: dict[str, tuple[str | None, int | None]] = field(default_factory=dict)
     # key -> timer that enqueues it at a deadline (gang termination), one per key, earliest wins.
@@ -119,7 +118,7 @@ class Runtime:
         if deleted and uid:
             self.status_written.pop(uid, None)
             self.progressing.pop(uid, None)
-            self.pcs_seen.pop(uid, None)
+            self.spec_seen.pop(uid, None)
             self.phases.pop(uid, None)
             for prefix in ("ungate", "release", "delete", "status"):
                 self.writes.observe((prefix, uid))
@@ -134,22 +133,25 @@ class Runtime:
                     users.discard((namespace, name))
             self.warned = {w for w in self.warned if not (isinstance(w[1], tuple) and w[1][:1] == (uid,))}
 
-    def pcs_event_hint(self, body: Mapping[str, Any], type_: str | None) -> Hashable | None:
-        """The work-queue hint of a PodCliqueSet event: `STATUS_ONLY` when only its status changed since the last
-        event (mostly our own status writes), else None (a full pass over every replica). A full pass per status
-        write was more than half of the PCS reconcile's work during a 1000-pod deploy (issue #13)."""
+    def status_only(self, body: Mapping[str, Any], type_: str | None) -> bool:
+        """Whether this event of a PodCliqueSet or PodClique changed nothing but its status since the object's
+        last event (mostly our own status writes). Such an event needs no pass over the objects its spec makes:
+        a full PCS pass per PCS status write, and a replica's spec step per PodClique status write, were most
+        of the PCS reconcile's work during a 1000-pod deploy (issue #13)."""
         meta = body.get("metadata") or {}
         uid = meta.get("uid", "")
-        seen = (
-            meta.get("generation"),
-            dict(meta.get("labels") or {}),
-            dict(meta.get("annotations") or {}),
-            meta.get("deletionTimestamp"),
-            [dict(r) for r in meta.get("ownerReferences") or []],
+        seen = hash(
+            (
+                meta.get("generation"),
+                tuple(sorted((meta.get("labels") or {}).items())),
+                tuple(sorted((meta.get("annotations") or {}).items())),
+                meta.get("deletionTimestamp"),
+                repr([dict(r) for r in meta.get("ownerReferences") or []]),
+            )
         )
-        same = type_ == "MODIFIED" and self.pcs_seen.get(uid) == seen
-        self.pcs_seen[uid] = seen
-        return STATUS_ONLY if same else None
+        same = type_ == "MODIFIED" and self.spec_seen.get(uid) == seen
+        self.spec_seen[uid] = seen
+        return same
 
     def spawn(self, write: Coroutine[Any, Any, Any], requeue: tuple[str, str, str] | None) -> None:
         """Run `write` without waiting for it; if it fails, `requeue` is reconciled again (after a second)."""

@@ -43,6 +43,7 @@ STATUS_PROGRESS_MAX_INTERVAL = 30.0
 # event arrives (seconds late under a write burst); a PodGang lets those pods be created without the gate.
 WRITE_THROUGH = {c.KIND_PODCLIQUE: PCLQ, c.KIND_PODCLIQUESCALINGGROUP: PCSG, c.KIND_PODGANG: None}
 
+
 def status_interval(rt: Runtime, progressing: bool = False) -> float:
     latency = float(getattr(rt.kube, "latency", 0.0))
     interval = min(max(STATUS_MIN_INTERVAL, STATUS_LATENCY_FACTOR * latency), STATUS_MAX_INTERVAL)
