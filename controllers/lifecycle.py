@@ -15,6 +15,7 @@ from typing import Any
 from controllers import events
 from controllers.queue_keys import PCS
 from controllers.runtime import Loaded, Runtime
+from controllers.workqueue import Hints
 from controllers.writes import delete, run, write_status
 from grove.api import constants as c
 from grove.expansion import gangtermination, naming, pod, update
@@ -251,9 +252,17 @@ def terminate_gangs(
         wake_at(rt, (PCS, ns, name), wait + 0.5)
 
 
-def wake_at(rt: Runtime, key: tuple[str, str, str], delay: float) -> None:
-    """Enqueue `key` after `delay` seconds (the earliest deadline wins). A timer, not a delayed queue add: that
-    add's hint (a full pass) would widen every run of the key until the deadline, hours away."""
+def wake_at(rt: Runtime, key: tuple[str, str, str], delay: float, hints: Hints = None) -> None:
+    """Enqueue `key` after `delay` seconds (the earliest deadline wins) with `hints` (None: a full pass), merged
+    with those of a wake-up already set. A timer, not a delayed queue add: that add's hint would widen every run
+    of the key until the deadline, hours away."""
+    if key not in rt.timer_hints:
+        rt.timer_hints[key] = None if hints is None else set(hints)
+    elif (pending := rt.timer_hints[key]) is not None:
+        if hints is None:
+            rt.timer_hints[key] = None
+        else:
+            pending.update(hints)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + delay
     previous = rt.timers.get(key)
@@ -264,6 +273,11 @@ def wake_at(rt: Runtime, key: tuple[str, str, str], delay: float) -> None:
 
     def fire() -> None:
         rt.timers.pop(key, None)
-        rt.enqueue(*key)
+        wanted = rt.timer_hints.pop(key, None)
+        if not wanted:
+            rt.enqueue(*key)
+            return
+        for hint in wanted:
+            rt.enqueue(*key, hint)
 
     rt.timers[key] = loop.call_at(deadline, fire)

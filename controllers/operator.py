@@ -88,6 +88,13 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
         value = labels.get(c.LABEL_PCS_REPLICA_INDEX, "")
         return int(value) if value.isdigit() else None
 
+    def replica_hint(body: kopf.Body, type_: str | None, labels: dict[str, str]) -> Any:
+        """The PCS hint of a PodClique or PCSG event: its replica index, or `(status, index)` when only its
+        status changed (its pods moved on): that matters to the replica's gang statuses and gang termination,
+        not to the objects the replica's spec makes (issue #13)."""
+        index = replica(labels)
+        return (STATUS_ONLY, index) if index is not None and rt.status_only(body, type_) else index
+
     @kopf.on.event(*PCS_RES, registry=registry)
     async def on_pcs(body: kopf.Body, type: str | None, **kwargs: Any) -> None:
         rt.cache.bind(kwargs)
@@ -99,7 +106,7 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
         rt.cache.bind(kwargs)
         ns, name, labels = meta_of(body, type)
         rt.enqueue(PCSG, ns, name)
-        rt.enqueue(PCS, ns, labels.get(c.LABEL_PART_OF, ""), replica(labels))
+        rt.enqueue(PCS, ns, labels.get(c.LABEL_PART_OF, ""), replica_hint(body, type, labels))
 
     @kopf.on.event(*PCLQ_RES, registry=registry)
     async def on_pclq(body: kopf.Body, type: str | None, **kwargs: Any) -> None:
@@ -109,11 +116,7 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
         owner = next((r for r in body.get("metadata", {}).get("ownerReferences") or [] if r.get("controller")), None)
         if owner and owner.get("kind") == c.KIND_PODCLIQUESCALINGGROUP:
             rt.enqueue(PCSG, ns, owner.get("name", ""))
-        # A status-only change (its pods moved on) matters to the replica's gang statuses and gang termination,
-        # not to the objects the replica's spec makes (issue #13).
-        index = replica(labels)
-        hint = (STATUS_ONLY, index) if rt.status_only(body, type) and index is not None else index
-        rt.enqueue(PCS, ns, labels.get(c.LABEL_PART_OF, ""), hint)
+        rt.enqueue(PCS, ns, labels.get(c.LABEL_PART_OF, ""), replica_hint(body, type, labels))
         if c.LABEL_BASE_PODGANG not in labels:
             # A base-gang clique's scheduledReplicas gates the scaled gangs' pods (Grove §2.7).
             for scaled in rt.cache.scaled_pclqs_of_base(ns, labels.get(c.LABEL_PODGANG, "")):

@@ -39,7 +39,7 @@ async def dispatch(rt: Runtime, key: Key, hints: Hints) -> None:
     try:
         await reconciler(rt, ns, name, hints)
         if sent():
-            lifecycle.wake_at(rt, key, RECHECK_AFTER_WRITES)
+            lifecycle.wake_at(rt, key, RECHECK_AFTER_WRITES, hints)  # the same scope (issue #13)
     except ApiError as error:
         if not error.namespace_terminating:
             raise

@@ -103,6 +103,7 @@ class Runtime:
     phases: dict[str, tuple[str | None, int | None]] = field(default_factory=dict)
     # key -> timer that enqueues it at a deadline (gang termination), one per key, earliest wins.
     timers: dict[Any, asyncio.TimerHandle] = field(default_factory=dict)
+    timer_hints: dict[Any, set[Hashable] | None] = field(default_factory=dict)  # what each timer's pass looks at
     backends: Backends = field(default_factory=Backends)  # issue #9: scheduler backend and its objects
     # Writes a reconcile hands off instead of waiting for (`spawn`): its last status write, which at low
     # priority can wait seconds for a slot behind a burst of creates and would hold a worker all that time.

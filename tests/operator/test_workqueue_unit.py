@@ -87,3 +87,25 @@ def test_a_key_requeued_for_later_while_running_waits_that_long() -> None:
     runs = run_queue(scenario)
     assert len(runs) == 2
     assert runs[1][0] > 0.35
+
+
+def test_a_wake_up_runs_the_scope_of_the_passes_that_asked_for_it() -> None:
+    """The 5 s recheck after a pass that wrote re-runs what that pass looked at: a PodCliqueSet pass over one
+    replica (or its status only) must not come back as a full pass over every replica (issue #13). Wake-ups
+    merge: any full pass asked for makes the wake-up a full pass."""
+    from controllers.lifecycle import wake_at
+    from controllers.runtime import Options, Runtime
+
+    pcs_key = ("pcs", "ns", "mn")
+
+    async def scenario(queue: WorkQueue, runs: list[Any]) -> None:
+        rt = Runtime(kube=None, options=Options(), queue=queue)  # type: ignore[arg-type]
+        wake_at(rt, pcs_key, 0.1, frozenset({3}))
+        wake_at(rt, pcs_key, 0.05, frozenset({("status", 4)}))  # earlier: both go then
+        await asyncio.sleep(0.3)
+        wake_at(rt, pcs_key, 0.05, frozenset({1}))
+        wake_at(rt, pcs_key, 0.1, None)
+        await asyncio.sleep(0.3)
+
+    runs = run_queue(scenario)
+    assert [hints for _, hints in runs] == [{3, ("status", 4)}, None]
