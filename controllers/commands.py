@@ -16,10 +16,10 @@ from grove.expansion.startup import DEFAULT_STARTUP_WAIT_IMAGE
 
 
 def tune_gc() -> None:
-    """CPython's full collections scan every tracked object. During a 1000-pod deploy they ran 24 times at
-    50-250 ms each, and all collections took 6.8 s of wall time while the operator used 14.6 s of CPU, most of
-    it over objects that are never garbage (modules, kopf, the caches). Objects alive once everything is
-    imported are frozen out of collections. The young generation is collected ten times less often, so full
+    """CPython's full collections scan every tracked object. In one instrumented 1000-pod deploy they ran 24
+    times at 50-250 ms each, and all collections took 6.8 s of wall time, mostly over objects that are never
+    garbage (modules, kopf, the caches). Objects alive once everything is imported are frozen out of
+    collections. The young generation is collected ten times less often, so full
     collections (one per 100 young ones) are rarer as well. Measured: collections 1.5 s, deploy CPU 9.1 s
     instead of 10.9-12.2 s (`bench/scale.py`, issue #13)."""
     gc.collect()

@@ -89,7 +89,7 @@ async def _sync_spec(
     indices = range(want) if hints is None else sorted(h for h in hints if isinstance(h, int) and 0 <= h < want)
     if plan.current is not None and plan.current not in indices:
         indices = sorted([*indices, plan.current])
-    # Replicas where only a PodClique's status changed: their gangs' statuses, not their objects (issue #13).
+    # Replicas where only a PodClique's or PCSG's status changed: their gangs' statuses, not their objects (#13).
     statuses_only = sorted(
         {h[1] for h in hints or () if isinstance(h, tuple) and h[0] == STATUS_ONLY and 0 <= h[1] < want} - set(indices)
     )
