@@ -170,21 +170,46 @@ def operator_writes(delta: dict[str, int]) -> int:
 
 class PodWatch:
     """Pods of the namespace from a watch, in a thread: for every pod the time (monotonic) it was first seen
-    created, without Grove's scheduling gate, bound to a node, and Ready. Plain JSON (no typed models), so the
-    watcher costs little CPU on a loaded machine."""
+    created, without Grove's scheduling gate, schedulable, bound to a node, and Ready. Plain JSON (no typed
+    models), so the watcher costs little CPU on a loaded machine.
 
-    PHASES = ("created", "ungated", "bound", "ready")
+    Schedulable: ungated and, for a pod of a kube-scheduler PodGroup (`spec.schedulingGroup`, issue #9), its
+    PodGroup seen too (a second watch): the scheduler holds such a pod until its PodGroup exists, so this is when
+    the scheduler can first take it."""
+
+    PHASES = ("created", "ungated", "schedulable", "bound", "ready")
 
     def __init__(self, api_client: Any) -> None:
         from kubernetes import client
 
         self.core = client.CoreV1Api(api_client)
+        self.custom = client.CustomObjectsApi(api_client)
         self.pods: dict[str, bool] = {}
         self.seen: dict[str, dict[str, float]] = {}
+        self.pod_groups: dict[str, str] = {}  # pod -> its PodGroup
+        self.groups_seen: dict[str, float] = {}  # PodGroup -> first seen
         self.lock = threading.Lock()
         self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        self.threads = [
+            threading.Thread(target=self._run, args=(self._list_pods, self._observe), daemon=True),
+            threading.Thread(target=self._run, args=(self._list_groups, self._observe_group), daemon=True),
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def _list_pods(self, **kwargs: Any) -> Any:
+        return self.core.list_namespaced_pod(NS, **kwargs)
+
+    def _list_groups(self, **kwargs: Any) -> Any:
+        group, version = gang_objects.BETA.split("/")
+        return self.custom.list_namespaced_custom_object(group, version, NS, "podgroups", **kwargs)
+
+    def _observe_group(self, group: dict[str, Any], deleted: bool) -> None:
+        name = (group.get("metadata") or {}).get("name", "")
+        if deleted:
+            self.groups_seen.pop(name, None)
+        else:
+            self.groups_seen.setdefault(name, time.monotonic())
 
     def _observe(self, pod: dict[str, Any], deleted: bool) -> None:
         meta = pod.get("metadata") or {}
@@ -202,36 +227,41 @@ class PodWatch:
         stamps.setdefault("created", now)
         if not any(g.get("name") == c.SCHEDULING_GATE for g in spec.get("schedulingGates") or []):
             stamps.setdefault("ungated", now)
+        group = (spec.get("schedulingGroup") or {}).get("podGroupName")
+        if group:
+            self.pod_groups[name] = group
         if spec.get("nodeName"):
             stamps.setdefault("bound", now)
         if ready:
             stamps.setdefault("ready", now)
 
-    def _run(self) -> None:
+    def _run(self, list_fn: Any, observe: Any) -> None:
         from kubernetes import watch
 
         while not self.stop.is_set():
             try:
-                response = self.core.list_namespaced_pod(NS, _preload_content=False)
+                response = list_fn(_preload_content=False)
                 listing = json.loads(response.data)
                 with self.lock:
-                    self.pods = {}
-                    for pod in listing.get("items") or []:
-                        self._observe(pod, False)
+                    if observe == self._observe:
+                        self.pods = {}
+                    for item in listing.get("items") or []:
+                        observe(item, False)
                 w = watch.Watch()
                 for event in w.stream(
-                    self.core.list_namespaced_pod,
-                    NS,
+                    list_fn,
                     resource_version=listing["metadata"]["resourceVersion"],
                     timeout_seconds=60,
                     deserialize=False,
                 ):
                     if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
                         with self.lock:
-                            self._observe(event["object"], event["type"] == "DELETED")
+                            observe(event["object"], event["type"] == "DELETED")
                     if self.stop.is_set():
                         return
-            except Exception:
+            except Exception as error:
+                if getattr(error, "status", None) == 404:
+                    return  # no PodGroup API (no gang scheduling): every pod is schedulable once ungated
                 time.sleep(0.2)
 
     def counts(self) -> tuple[int, int]:
@@ -247,6 +277,11 @@ class PodWatch:
         """p50 and p100 (seconds since t0) of each milestone over the pods seen since the last reset."""
         with self.lock:
             stamps = [dict(s) for s in self.seen.values()]
+            for name, pod_stamps in zip(self.seen, stamps, strict=True):
+                group = self.pod_groups.get(name)
+                ungated, group_seen = pod_stamps.get("ungated"), self.groups_seen.get(group) if group else 0.0
+                if ungated is not None and group_seen is not None:
+                    pod_stamps["schedulable"] = max(ungated, group_seen)
         out: dict[str, dict[str, float]] = {}
         for phase in self.PHASES:
             times = sorted(s[phase] - t0 for s in stamps if phase in s)
