@@ -191,7 +191,7 @@ class PodWatch:
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.threads = [
-            threading.Thread(target=self._run, args=(self._list_pods, self._observe), daemon=True),
+            threading.Thread(target=self._run, args=(self._list_pods, self._observe, self.pods.clear), daemon=True),
             threading.Thread(target=self._run, args=(self._list_groups, self._observe_group), daemon=True),
         ]
         for thread in self.threads:
@@ -235,7 +235,8 @@ class PodWatch:
         if ready:
             stamps.setdefault("ready", now)
 
-    def _run(self, list_fn: Any, observe: Any) -> None:
+    def _run(self, list_fn: Any, observe: Any, relisted: Any = None) -> None:
+        """List then watch, again after any error; `relisted` runs before a listing is observed."""
         from kubernetes import watch
 
         while not self.stop.is_set():
@@ -243,8 +244,8 @@ class PodWatch:
                 response = list_fn(_preload_content=False)
                 listing = json.loads(response.data)
                 with self.lock:
-                    if observe == self._observe:
-                        self.pods = {}
+                    if relisted is not None:
+                        relisted()
                     for item in listing.get("items") or []:
                         observe(item, False)
                 w = watch.Watch()
