@@ -1,26 +1,29 @@
-"""In-memory views of the cluster, fed by kopf indexes (`@kopf.index`): one index per kind, with several
-key families per object, so every lookup a reconcile needs is O(1) and no reconcile ever GETs or LISTs.
+"""In-memory views of the cluster, fed by kopf indexes (`@kopf.index`) and, for pods, by the operator's own
+watch (`controllers.podwatch`, issue #13): one index per kind, with several key families per object, so every
+lookup a reconcile needs is O(1) and no reconcile ever GETs or LISTs.
 
-kopf fills every index from its initial LIST before any other handler runs, so a reconcile that is
-triggered from an `@kopf.on.event` handler never sees a half-filled cache (important after a restart: a
-half-filled cache would make the operator re-create objects that exist).
+kopf fills every index from its initial LIST before any other handler runs (`Cache.bound` is set by the first
+handler), and the pod watch says when its first LIST is in; the work queue starts only after both, so a
+reconcile never sees a half-filled cache (important after a restart: a half-filled cache would make the
+operator re-create objects that exist).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from grove.api import constants as c
-from grove.expansion.observed import PodView, pod_view
+from grove.expansion.observed import PodView
 
 # Index ids (also the kwarg names kopf injects into handlers).
 PCS = "grove_pcs"
 PCSG = "grove_pcsg"
 PCLQ = "grove_pclq"
-PODS = "grove_pods"
+PODS = "grove_pods"  # the pod watch's index (not kopf's)
 GANGS = "grove_podgangs"
 SERVICES = "grove_services"
 # Claim objects (grove.claims): ResourceClaims, ResourceClaimTemplates and ComputeDomains owned by a PCS; the
@@ -103,14 +106,6 @@ def index_pclq(body: Mapping[str, Any]) -> dict[Any, Any]:
     return out
 
 
-def index_pod(body: Mapping[str, Any]) -> dict[Any, Any] | None:
-    meta = body["metadata"]
-    pclq = (meta.get("labels") or {}).get(c.LABEL_PODCLIQUE)
-    if not pclq:
-        return None
-    return {("pclq", meta["namespace"], pclq): pod_view(plain(body))}
-
-
 def index_gang(body: Mapping[str, Any]) -> dict[Any, Any]:
     meta = body["metadata"]
     ns, name = meta["namespace"], meta["name"]
@@ -185,13 +180,14 @@ WRITE_THROUGH_TTL = 30.0
 
 
 class Cache:
-    """Read access to the kopf indexes (bound once the operator has started), plus the operator's own creates
-    that the watch has not delivered yet (`remember`; only for by-name lookups of PodCliques, scaling groups
-    and PodGangs)."""
+    """Read access to the kopf indexes (bound by the first kopf handler) and the pod watch's index, plus the
+    operator's own creates that the watch has not delivered yet (`remember`; only for by-name lookups of
+    PodCliques, scaling groups and PodGangs)."""
 
     def __init__(self) -> None:
         self.indexes: dict[str, Mapping[Any, Iterable[Any]]] = {}
         self.created: dict[tuple[str, str, str], tuple[float, dict[str, Any]]] = {}
+        self.bound = asyncio.Event()
 
     def remember(self, obj: Mapping[str, Any]) -> None:
         """A create's answer, served by name until the object's first watch event (`forget`)."""
@@ -214,8 +210,10 @@ class Cache:
         return hit[1]
 
     def bind(self, kwargs: Mapping[str, Any]) -> None:
-        if not self.indexes:
-            self.indexes = {i: kwargs[i] for i in INDEX_IDS if i in kwargs}
+        """Take the kopf indexes from a handler's kwargs (kopf runs no handler before they are filled)."""
+        if not self.bound.is_set():
+            self.indexes.update({i: kwargs[i] for i in INDEX_IDS if i in kwargs})
+            self.bound.set()
 
     def _all(self, index: str, key: tuple[Any, ...]) -> list[Any]:
         idx = self.indexes.get(index)

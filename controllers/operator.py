@@ -1,4 +1,5 @@
-"""kopf wiring: indexes feed the caches, `@kopf.on.event` handlers enqueue the parent's reconcile.
+"""kopf wiring: indexes feed the caches, `@kopf.on.event` handlers enqueue the parent's reconcile; pods come
+from the operator's own watch instead (`controllers.podwatch`, issue #13).
 
 Design for scale and zero steady-state writes (kopf.md §1):
 * standalone (no peering objects, no keep-alive PATCHes);
@@ -6,6 +7,7 @@ Design for scale and zero steady-state writes (kopf.md §1):
   finalizers, no per-object tasks), no handler return values (no `status.<handler>` writes);
 * server-side label selectors on pods and services (`managed-by=grove-operator`), so unrelated pods are
   never listed, watched or held in memory;
+* pods, most of the events, skip kopf's per-object machinery (`controllers.podwatch`);
 * in-memory indexes instead of GET/LIST per reconcile; a debounced work queue keyed by parent object.
 """
 
@@ -23,7 +25,7 @@ from typing import Any
 import kopf
 
 from controllers import cache as caches
-from controllers import metrics, schedulingbackend, serving
+from controllers import metrics, podwatch, schedulingbackend, serving
 from controllers.client import Connection, Kube
 from controllers.leader import LeaderElector
 from controllers.queue_keys import PCLQ, PCS, PCSG, STATUS_ONLY
@@ -68,7 +70,6 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
     indexer(PCS_RES, caches.index_pcs, caches.PCS)
     indexer(PCSG_RES, caches.index_pcsg, caches.PCSG)
     indexer(PCLQ_RES, caches.index_pclq, caches.PCLQ)
-    indexer(("v1", "pods"), caches.index_pod, caches.PODS)
     indexer(GANG_RES, caches.index_gang, caches.GANGS)
     indexer(("v1", "services"), caches.index_service, caches.SERVICES)
     # Claim objects (no server-side selector: the ComputeDomain controller below needs every claim, and kopf
@@ -121,15 +122,6 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
             # A base-gang clique's scheduledReplicas gates the scaled gangs' pods (Grove §2.7).
             for scaled in rt.cache.scaled_pclqs_of_base(ns, labels.get(c.LABEL_PODGANG, "")):
                 rt.enqueue(PCLQ, ns, scaled)
-
-    @kopf.on.event("v1", "pods", registry=registry, labels=MANAGED)
-    async def on_pod(body: kopf.Body, type: str | None, **kwargs: Any) -> None:
-        rt.cache.bind(kwargs)
-        ns, _, labels = meta_of(body, type)
-        pclq = labels.get(c.LABEL_PODCLIQUE, "")
-        rt.enqueue(PCLQ, ns, pclq)  # PodGangs list pods by deterministic name: no PCS work per pod event
-        for dependent in rt.cache.dependents_of(ns, pclq):  # startup order: parents' readiness
-            rt.enqueue(PCLQ, ns, dependent)
 
     @kopf.on.event(*GANG_RES, registry=registry)
     async def on_gang(body: kopf.Body, type: str | None, **kwargs: Any) -> None:
@@ -188,6 +180,19 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
     return registry
 
 
+def pod_observer(rt: Runtime) -> podwatch.Observer:
+    """What a pod event (from `podwatch.PodWatch`) sets off: its PodClique's reconcile and its dependents'."""
+
+    def observe(ns: str, name: str, uid: str, cliques: tuple[str, ...], deleted: bool) -> None:
+        rt.observed("Pod", ns, name, uid, deleted)
+        for pclq in cliques:
+            rt.enqueue(PCLQ, ns, pclq)  # PodGangs list pods by deterministic name: no PCS work per pod event
+            for dependent in rt.cache.dependents_of(ns, pclq):  # startup order: parents' readiness
+                rt.enqueue(PCLQ, ns, dependent)
+
+    return observe
+
+
 class NoEssenceStorage(kopf.DiffBaseStorage):
     """A diff-base storage that builds no essence and stores nothing.
 
@@ -210,7 +215,6 @@ def build_settings(rt: Runtime) -> kopf.OperatorSettings:
     settings.peering.standalone = True
     settings.persistence.diffbase_storage = NoEssenceStorage()
     settings.posting.enabled = False  # our own Events only (controllers/events.py)
-    settings.watching.label_selectors["v1", "pods"] = MANAGED_BY_SELECTOR
     settings.watching.label_selectors["v1", "services"] = MANAGED_BY_SELECTOR
     # kopf keeps a worker task (and its queue) per object until it has been idle this long (default 5 s): during
     # a deploy that is one per pod, PodClique and PodGang at once. Objects here get events seconds apart, so a
@@ -254,23 +258,27 @@ async def run(options: Options, stop: asyncio.Event | None = None) -> None:
         if options.leader_elect
         else None
     )
+    pods = podwatch.PodWatch(kube.connection, MANAGED_BY_SELECTOR, options.namespaces, pod_observer(rt))
+    rt.cache.indexes[caches.PODS] = pods.index
     collector = metrics.StateCollector(lambda: rt.cache.indexes, lambda: rt.queue)
     metrics.REGISTRY.register(collector)
     readiness = serving.Readiness(
         leading=lambda: elector is None or elector.leading,
-        caches_ready=kopf_ready.is_set,
+        caches_ready=lambda: kopf_ready.is_set() and pods.synced.is_set(),
         contacted=lambda: elector.last_contact if elector else time.monotonic(),
         staleness=options.lease_duration,
     )
     runners = await serving.start(readiness, health_port=options.health_port, metrics_port=options.metrics_port)
     holder: asyncio.Task[None] | None = None
+    watching: list[asyncio.Task[None]] = []
     try:
         if elector is not None and not await elector.acquire(stop_flag):
             return
         metrics.LEADER.set(1)
         handle = metrics.instrument(lambda key, hints: dispatch(rt, key, hints))
         rt.queue = WorkQueue(handle, workers=options.workers, delays=DELAYS)
-        rt.queue.start()
+        watching.append(asyncio.create_task(pods.run(), name="grove-pod-watch"))
+        watching.append(asyncio.create_task(start_when_filled(rt.queue, rt.cache, pods), name="grove-queue-start"))
         with contextlib.suppress(NotImplementedError, RuntimeError):  # a stuck operator can say where (issue 8)
             asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump_tasks, rt)
         if elector is not None:
@@ -291,6 +299,9 @@ async def run(options: Options, stop: asyncio.Event | None = None) -> None:
         metrics.LEADER.set(0)
         if holder is not None:
             holder.cancel()
+        for task in watching:
+            task.cancel()
+        await asyncio.gather(*watching, return_exceptions=True)
         if rt.queue is not None:
             await rt.queue.stop()
         for task in list(rt.tasks):  # handed-off status writes: the next leader recomputes them
@@ -301,6 +312,14 @@ async def run(options: Options, stop: asyncio.Event | None = None) -> None:
         metrics.REGISTRY.unregister(collector)
         await kube.close()
         log.info("writes by verb: %s", dict(kube.writes))
+
+
+async def start_when_filled(queue: WorkQueue, cache: caches.Cache, pods: podwatch.PodWatch) -> None:
+    """Start the reconciles once kopf's indexes and the pod watch's first LIST are in: until then the queue
+    only gathers keys (a reconcile on a half-filled cache would re-create what exists)."""
+    await cache.bound.wait()
+    await pods.synced.wait()
+    queue.start()
 
 
 def dump_tasks(rt: Runtime) -> None:

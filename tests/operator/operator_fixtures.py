@@ -1,4 +1,5 @@
-"""Helpers for the operator's tests: PodCliqueSet manifests as plain JSON, and a Kube that records writes."""
+"""Helpers for the operator's tests: PodCliqueSet manifests as plain JSON, caches holding given objects, and a
+Kube that records writes."""
 
 from __future__ import annotations
 
@@ -6,6 +7,21 @@ import asyncio
 import copy
 from collections.abc import Hashable
 from typing import Any
+
+from controllers import cache as caches
+from controllers.podwatch import PodIndex
+from grove.expansion.observed import pod_view
+
+INDEXERS = {
+    "PodCliqueSet": (caches.PCS, caches.index_pcs),
+    "PodCliqueScalingGroup": (caches.PCSG, caches.index_pcsg),
+    "PodClique": (caches.PCLQ, caches.index_pclq),
+    "PodGang": (caches.GANGS, caches.index_gang),
+    "Service": (caches.SERVICES, caches.index_service),
+    "ResourceClaim": (caches.CLAIMS, caches.index_claim),
+    "ResourceClaimTemplate": (caches.TEMPLATES, caches.index_claim_template),
+    "ComputeDomain": (caches.DOMAINS, caches.index_claim),
+}
 
 
 def container(name: str = "main") -> dict[str, Any]:
@@ -39,6 +55,22 @@ def make_pcs(
         "metadata": {"name": name, "namespace": namespace, "uid": "pcs-uid", "generation": 1},
         "spec": {"replicas": replicas, "template": template},
     }
+
+
+def cache_of(objects: list[dict[str, Any]]) -> caches.Cache:
+    """A Cache holding `objects`, keyed the way the kopf indexers and the pod watch key them."""
+    indexes: dict[str, Any] = {i: {} for i in caches.INDEX_IDS}
+    pods = indexes[caches.PODS] = PodIndex()
+    for obj in objects:
+        if obj["kind"] == "Pod":
+            pods.put(pod_view(obj))
+            continue
+        index_id, fn = INDEXERS[obj["kind"]]
+        for key, value in (fn(obj) or {}).items():
+            indexes[index_id].setdefault(key, []).append(value)
+    cache = caches.Cache()
+    cache.bind(indexes)
+    return cache
 
 
 def deep(obj: Any) -> Any:

@@ -6,36 +6,18 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from operator_fixtures import FakeKube, clique, dispatch, make_pcs
+from operator_fixtures import FakeKube, cache_of, clique, dispatch, make_pcs
 
 from controllers import cache as caches
 from controllers.runtime import Options, Runtime
 from grove.expansion import claims as seam
 from grove.expansion import graph
 
-INDEXERS = {
-    "PodCliqueSet": (caches.PCS, caches.index_pcs),
-    "PodCliqueScalingGroup": (caches.PCSG, caches.index_pcsg),
-    "PodClique": (caches.PCLQ, caches.index_pclq),
-    "Pod": (caches.PODS, caches.index_pod),
-    "PodGang": (caches.GANGS, caches.index_gang),
-    "Service": (caches.SERVICES, caches.index_service),
-    "ResourceClaim": (caches.CLAIMS, caches.index_claim),
-    "ResourceClaimTemplate": (caches.TEMPLATES, caches.index_claim_template),
-    "ComputeDomain": (caches.DOMAINS, caches.index_claim),
-}
-
 
 def runtime(objects: list[dict[str, Any]]) -> tuple[Runtime, FakeKube]:
-    indexes: dict[str, dict[Any, list[Any]]] = {i: {} for i in caches.INDEX_IDS}
-    for obj in objects:
-        index_id, fn = INDEXERS[obj["kind"]]
-        for key, value in (fn(obj) or {}).items():
-            indexes[index_id].setdefault(key, []).append(value)
     kube = FakeKube()
     rt = Runtime(kube=kube, options=Options())  # type: ignore[arg-type]
-    rt.cache = caches.Cache()
-    rt.cache.bind(indexes)
+    rt.cache = cache_of(objects)
     return rt, kube
 
 

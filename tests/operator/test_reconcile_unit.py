@@ -7,7 +7,7 @@ import asyncio
 import copy
 from typing import Any
 
-from operator_fixtures import FakeKube, clique, dispatch, make_pcs
+from operator_fixtures import FakeKube, cache_of, clique, dispatch, make_pcs
 
 from controllers import cache as caches
 from controllers import reconcile
@@ -17,30 +17,10 @@ from grove.api import constants as c
 from grove.expansion import graph, pod
 
 
-def world(objects: list[dict[str, Any]]) -> caches.Cache:
-    """A Cache whose indexes hold `objects`, keyed the way the kopf indexers key them."""
-    indexers = {
-        "PodCliqueSet": (caches.PCS, caches.index_pcs),
-        "PodCliqueScalingGroup": (caches.PCSG, caches.index_pcsg),
-        "PodClique": (caches.PCLQ, caches.index_pclq),
-        "Pod": (caches.PODS, caches.index_pod),
-        "PodGang": (caches.GANGS, caches.index_gang),
-        "Service": (caches.SERVICES, caches.index_service),
-    }
-    indexes: dict[str, dict[Any, list[Any]]] = {i: {} for i in caches.INDEX_IDS}
-    for obj in objects:
-        index_id, fn = indexers[obj["kind"]]
-        for key, value in (fn(obj) or {}).items():
-            indexes[index_id].setdefault(key, []).append(value)
-    cache = caches.Cache()
-    cache.bind(indexes)
-    return cache
-
-
 def runtime(objects: list[dict[str, Any]]) -> tuple[Runtime, FakeKube]:
     kube = FakeKube()
     rt = Runtime(kube=kube, options=Options())  # type: ignore[arg-type]
-    rt.cache = world(objects)
+    rt.cache = cache_of(objects)
     return rt, kube
 
 
