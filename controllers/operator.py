@@ -279,6 +279,7 @@ async def run(options: Options, stop: asyncio.Event | None = None) -> None:
         rt.queue = WorkQueue(handle, workers=options.workers, delays=DELAYS)
         watching.append(asyncio.create_task(pods.run(), name="grove-pod-watch"))
         watching.append(asyncio.create_task(start_when_filled(rt.queue, rt.cache, pods), name="grove-queue-start"))
+        watching[0].add_done_callback(lambda _: stop_flag.set())  # a pod cache that stopped following: exit
         with contextlib.suppress(NotImplementedError, RuntimeError):  # a stuck operator can say where (issue 8)
             asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump_tasks, rt)
         if elector is not None:
@@ -293,8 +294,9 @@ async def run(options: Options, stop: asyncio.Event | None = None) -> None:
             ready_flag=kopf_ready,
             **kwargs,
         )
-        if holder is not None and holder.done() and not holder.cancelled() and holder.exception():
-            raise holder.exception()  # type: ignore[misc]  # LeaseLost: the caller exits non-zero
+        for task in (holder, watching[0]):
+            if task is not None and task.done() and not task.cancelled() and task.exception():
+                raise task.exception()  # type: ignore[misc]  # LeaseLost, a broken pod watch: exit non-zero
     finally:
         metrics.LEADER.set(0)
         if holder is not None:

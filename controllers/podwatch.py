@@ -84,7 +84,8 @@ class PodIndex(Mapping[Key, Iterable[PodView]]):
 
 class PodWatch:
     """List and watch the pods matching `selector` (in `namespaces`, or all), keeping `index` current and
-    telling `observe` about every change. `run` until cancelled; `synced` is set once every first LIST is in."""
+    telling `observe` about every change. `run` until cancelled; `synced` is set once every first LIST is in.
+    API and connection errors are retried for ever; anything else ends `run` (the operator then exits)."""
 
     def __init__(self, connection: Connection, selector: str, namespaces: list[str], observe: Observer) -> None:
         self.connection = connection
@@ -99,10 +100,11 @@ class PodWatch:
     async def run(self) -> None:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=WATCH_SECONDS + 60)
         connector = aiohttp.TCPConnector(ssl=self.connection.ssl_context, limit=0)
-        async with aiohttp.ClientSession(
-            connector=connector, headers=self.connection.headers, timeout=timeout
-        ) as session:
-            await asyncio.gather(*(self._follow(session, ns) for ns in self.namespaces))
+        session = aiohttp.ClientSession(connector=connector, headers=self.connection.headers, timeout=timeout)
+        # One namespace failing for good stops them all (the TaskGroup cancels the others).
+        async with session, asyncio.TaskGroup() as group:
+            for namespace in self.namespaces:
+                group.create_task(self._follow(session, namespace))
 
     def _path(self, namespace: str | None) -> str:
         return self.connection.server + (f"/api/v1/namespaces/{namespace}/pods" if namespace else "/api/v1/pods")

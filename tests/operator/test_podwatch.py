@@ -135,3 +135,20 @@ def test_an_expired_watch_is_gone_and_other_errors_are_raised() -> None:
     with pytest.raises(ApiError):
         watch._event({"type": "ERROR", "object": {"kind": "Status", "code": 500}}, "5")
     assert watch._event({"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "9"}}}, "5") == "9"
+
+
+def test_an_unexpected_error_ends_the_watch(cluster: DevCluster, namespace: str) -> None:
+    """Only API and connection errors are retried: anything else ends `run`, and the operator exits with it
+    rather than keep serving a pod cache that stopped following the cluster."""
+    client.CoreV1Api(cluster.api_client).create_namespaced_pod(namespace, pod("a-0", "a"))
+
+    def broken(*_: Any) -> None:
+        raise RuntimeError("observer bug")
+
+    async def main() -> None:
+        watch = PodWatch(Connection.from_kubeconfig(str(cluster.kubeconfig)), MANAGED_BY_SELECTOR, [namespace], broken)
+        with pytest.raises(ExceptionGroup) as caught:
+            await asyncio.wait_for(watch.run(), 30)
+        assert caught.group_contains(RuntimeError, match="observer bug")
+
+    asyncio.run(main())
