@@ -95,7 +95,7 @@ class PodWatch:
         self.index = PodIndex()
         self.synced = asyncio.Event()
         self._listed: set[str | None] = set()
-        self.relists = 0  # LISTs after the first, per namespace (410s and broken connections)
+        self.relists = 0  # LISTs after the first, all namespaces together (410s and broken connections)
 
     async def run(self) -> None:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=WATCH_SECONDS + 60)
