@@ -27,6 +27,7 @@ import json
 import os
 import re
 import shlex
+import socket
 import ssl
 import subprocess
 import sys
@@ -291,6 +292,23 @@ class PodWatch:
         return out
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def operator_ready(port: int) -> bool:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
 def wait_until(what: str, check: Any, timeout: float, every: float = 0.1) -> float:
     """Poll `check` every 100 ms; return the monotonic time it first held."""
     start = time.monotonic()
@@ -352,8 +370,16 @@ def run_operator_phases(kubectl: Kubectl, api_client: Any, kubeconfig: str, args
     env = {**os.environ, "KUBECONFIG": kubeconfig}
     log_path = Path(tempfile.gettempdir()) / f"grove-bench-operator-{os.getpid()}.log"
     log = open(log_path, "w")  # noqa: SIM115 - closed in the finally below
+    health_port = free_port()
     proc = subprocess.Popen(
-        [*shlex.split(args.operator_cmd), "--concurrency", str(args.concurrency), *args.operator_args],
+        [
+            *shlex.split(args.operator_cmd),
+            "--concurrency",
+            str(args.concurrency),
+            "--health-port",
+            str(health_port),
+            *args.operator_args,
+        ],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -366,7 +392,10 @@ def run_operator_phases(kubectl: Kubectl, api_client: Any, kubeconfig: str, args
     replicas = sum(int(p["spec"]["replicas"]) for p in pcss)
     pods_total = replicas * 2
     try:
-        time.sleep(3)  # let the operator finish its initial LISTs
+        # Apply to an operator that is up, as a user would: /readyz answers once kopf has started and the pod
+        # watch's first LIST is in; kopf's own LISTs follow within milliseconds (the CRDs' storage is ready).
+        wait_until("operator ready", lambda: operator_ready(health_port), 120)
+        time.sleep(1)
         results["operator_idle_rss_mib"] = round(sampler.peak_rss / 2**20, 1)
         cpu0 = sampler.cpu_seconds()
         m0 = write_metrics(kubectl)
@@ -627,7 +656,7 @@ def main() -> int:
     parser.add_argument("--template-kib", type=int, default=0, help="pad each pod template by this many KiB")
     parser.add_argument("--steady", type=float, default=60.0, help="steady-state window in seconds")
     parser.add_argument("--timeout", type=float, default=900.0)
-    parser.add_argument("--concurrency", type=int, default=16, help="operator --concurrency (its default)")
+    parser.add_argument("--concurrency", type=int, default=32, help="operator --concurrency (its default)")
     parser.add_argument("--floor-concurrency", type=int, default=64)
     parser.add_argument("--floor-clients", default="aiohttp,kubernetes.aio,aiohttp+gang")
     parser.add_argument("--operator-args", nargs="*", default=[])
@@ -687,6 +716,28 @@ def main() -> int:
                     ],
                     capture_output=True,
                     check=False,
+                ).returncode
+                == 0
+            ),
+            90,
+        )
+        # A CRD is Established before the API server can list it ("storage is (re)initializing", 429): an
+        # operator started in between waits for its retry, and the first PodCliqueSet would wait with it.
+        crds = ",".join(
+            subprocess.run(
+                [kubectl.bin, f"--kubeconfig={kubeconfig}", "get", "crd", "-o", "name"],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            .stdout.replace("customresourcedefinition.apiextensions.k8s.io/", "")
+            .split()
+        )
+        wait_until(
+            "CRDs listable",
+            lambda: (
+                subprocess.run(
+                    [kubectl.bin, f"--kubeconfig={kubeconfig}", "get", crds, "-A"], capture_output=True, check=False
                 ).returncode
                 == 0
             ),

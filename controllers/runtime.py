@@ -26,7 +26,7 @@ log = logging.getLogger("grove.operator")
 @dataclass
 class Options:
     namespaces: list[str] = field(default_factory=list)  # empty: all namespaces
-    concurrency: int = 16
+    concurrency: int = 32
     workers: int = 64
     qps: float = 0.0
     burst: int = 0
