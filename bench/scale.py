@@ -723,16 +723,7 @@ def main() -> int:
         )
         # A CRD is Established before the API server can list it ("storage is (re)initializing", 429): an
         # operator started in between waits for its retry, and the first PodCliqueSet would wait with it.
-        crds = ",".join(
-            subprocess.run(
-                [kubectl.bin, f"--kubeconfig={kubeconfig}", "get", "crd", "-o", "name"],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            .stdout.replace("customresourcedefinition.apiextensions.k8s.io/", "")
-            .split()
-        )
+        crds = ",".join(name.split("/", 1)[1] for name in kubectl("get", "crd", "-o", "name").split())
         wait_until(
             "CRDs listable",
             lambda: (
