@@ -27,7 +27,6 @@ import json
 import os
 import re
 import shlex
-import socket
 import ssl
 import subprocess
 import sys
@@ -44,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from grove.api import constants as c  # noqa: E402
+from grove.devcluster.processes import free_port  # noqa: E402
 from grove.expansion import graph  # noqa: E402
 from grove.expansion import spec as specs  # noqa: E402
 from grove.expansion import workload as gang_objects  # noqa: E402
@@ -290,12 +290,6 @@ class PodWatch:
             if times:
                 out[phase] = {"p50": round(times[len(times) // 2], 2), "p100": round(times[-1], 2), "n": len(times)}
         return out
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def operator_ready(port: int) -> bool:
