@@ -83,7 +83,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch all namespaces (the default)")
     # 32: every concurrent write holds a TLS connection (~300 KiB with asyncio's SSL buffers, issue #13: peak
     # RSS), and with 16 the operator's creates, not the API server, set the pace of a burst (issue #13: 1000 pods
-    # schedulable 1.8 s sooner, Ready 1.31x instead of 1.44x the gang floor, 2-3 MiB more peak RSS).
+    # schedulable 1.6 s sooner, Ready 1.31x instead of 1.44x the gang floor, 2-3 MiB more peak RSS).
     parser.add_argument("--concurrency", type=int, default=32, help="concurrent API writes (default 32)")
     parser.add_argument("--workers", type=int, default=64, help="concurrent reconciles (default 64)")
     parser.add_argument("--qps", type=float, default=0.0, help="client-side write QPS limit (default: none)")
